@@ -1,0 +1,79 @@
+"""Data sets as tensors on the training device, with a train/validation split.
+
+A data set holds *every* example (for arithmetic: the whole operation table) plus the indices of
+the training and validation examples, so that one forward pass over ``inputs`` evaluates both
+splits at once. Tasks other than arithmetic register a builder in ``BUILDERS``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from grokking.errors import ConfigError
+from grokking.ops import make_table
+
+
+
+@dataclass
+class Dataset:
+    inputs: torch.Tensor  # (N, 2) token ids for arithmetic, (N, D) floats for vector tasks
+    labels: torch.Tensor  # (N,) class ids in [0, n_classes)
+    train_idx: torch.Tensor  # (n_train,) indices into inputs
+    val_idx: torch.Tensor  # (n_val,)
+    n_classes: int
+    n_values: int | None = None  # number of token values (token tasks only)
+    modulus: int | None = None  # p for modular ops, where Fourier metrics make sense
+
+    def to(self, device) -> "Dataset":
+        fields = {k: getattr(self, k) for k in self.__dataclass_fields__}
+        for key in ("inputs", "labels", "train_idx", "val_idx"):
+            fields[key] = fields[key].to(device)
+        return Dataset(**fields)
+
+
+def split_indices(n_total: int, split_cfg) -> tuple[np.ndarray, np.ndarray]:
+    """Shuffle ``range(n_total)`` with the split's own seed and cut it into train and validation.
+
+    ``split.n_train`` (an absolute count) wins over ``split.frac`` when set. The permutation uses
+    NumPy's PCG64 seeded by ``split.seed`` alone, so the split is the same on every device and
+    independent of the model's seed.
+    """
+    n_train = split_cfg.get("n_train")
+    if n_train is None:
+        frac = split_cfg.frac
+        if not 0 < frac <= 1:
+            raise ConfigError(f"split.frac={frac} is out of range; allowed: 0 < frac <= 1")
+        n_train = max(1, int(round(frac * n_total)))
+    elif not 1 <= n_train <= n_total:
+        raise ConfigError(f"split.n_train={n_train} is out of range; allowed: 1 to {n_total} for this data set")
+    order = np.random.default_rng(split_cfg.seed).permutation(n_total)
+    return np.sort(order[:n_train]), np.sort(order[n_train:])
+
+
+def arithmetic(cfg) -> Dataset:
+    table = make_table(cfg.op, cfg.p)
+    inputs = torch.from_numpy(np.stack([table.a, table.b], axis=1))
+    train, val = split_indices(len(table.labels), cfg.split)
+    modulus = None if cfg.op.name.startswith("s5_") else table.n_values
+    return Dataset(
+        inputs=inputs,
+        labels=torch.from_numpy(table.labels),
+        train_idx=torch.from_numpy(train),
+        val_idx=torch.from_numpy(val),
+        n_classes=table.n_values,
+        n_values=table.n_values,
+        modulus=modulus,
+    )
+
+
+BUILDERS = {"arithmetic": arithmetic}
+
+
+def build_dataset(cfg) -> Dataset:
+    """The data set named by ``cfg.data.name``, on the CPU."""
+    name = cfg.data.name
+    if name not in BUILDERS:
+        raise ConfigError(f"unknown data '{name}'; allowed: {', '.join(sorted(BUILDERS))}")
+    return BUILDERS[name](cfg)

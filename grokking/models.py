@@ -1,0 +1,262 @@
+"""The two model families: an MLP and a small transformer.
+
+Both return logits from ``forward(x)`` and, from ``forward(x, features=True)``, also a dict of the
+intermediate activations that the metrics read (pre-activations of every hidden linear layer; for
+the transformer, the residual stream after each block and the MLP hidden layer, at the readout
+position). ``token_maps()`` gives, per operand, the (n_values, units) matrix of how each token value
+drives the first layer of neurons that reads tokens; the Fourier metrics work on it.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from grokking.errors import ConfigError
+
+
+
+ACTIVATIONS = {
+    "relu": F.relu,
+    "gelu": F.gelu,
+    "silu": F.silu,
+    "tanh": torch.tanh,
+    "quad": torch.square,
+    "identity": lambda x: x,
+}
+
+
+def activation(name: str):
+    if name not in ACTIVATIONS:
+        raise ConfigError(f"unknown model.activation '{name}'; allowed: {', '.join(ACTIVATIONS)}")
+    return ACTIVATIONS[name]
+
+
+def positive(name: str, value) -> int:
+    if not isinstance(value, int) or value < 1:
+        raise ConfigError(f"model.{name}={value} is invalid; it must be an integer >= 1")
+    return value
+
+
+def choice(name: str, value, allowed) -> str:
+    if value not in allowed:
+        raise ConfigError(f"model.{name}='{value}' is invalid; allowed: {', '.join(allowed)}")
+    return value
+
+
+class MLP(nn.Module):
+    """``depth`` hidden layers of ``width`` units, reading tokens or feature vectors.
+
+    Token inputs (n_operands ids per example) enter through a per-operand embedding: ``onehot``
+    makes the first hidden layer read one-hot tokens directly (a bias-free linear layer on the
+    concatenated one-hots, computed as a gather), ``learned`` looks up ``embed_dim`` vectors that
+    are summed or concatenated (``combine``) before the first hidden layer.
+    """
+
+    def __init__(self, cfg, n_classes: int, n_values: int | None = None, n_operands: int = 2,
+                 in_features: int | None = None):
+        super().__init__()
+        depth, width = positive("depth", cfg.depth), positive("width", cfg.width)
+        self.act = activation(cfg.activation)
+        self.n_values, self.n_operands = n_values, n_operands
+        self.embedding = choice("embedding", cfg.embedding, ("onehot", "learned")) if n_values else None
+        self.combine = choice("combine", cfg.combine, ("sum", "concat"))
+        if self.embedding == "onehot":
+            fan_in = n_operands * n_values
+            bound = 1 / math.sqrt(fan_in)  # nn.Linear's default init for that fan-in
+            self.token_weight = nn.Parameter(torch.empty(n_operands * n_values, width).uniform_(-bound, bound))
+            self.token_bias = nn.Parameter(torch.zeros(width)) if cfg.bias else None
+            sizes = [width] * depth
+        else:
+            if self.embedding == "learned":
+                self.embed = nn.Embedding(n_operands * n_values, positive("embed_dim", cfg.embed_dim))
+                in_features = cfg.embed_dim * (n_operands if self.combine == "concat" else 1)
+            sizes = [in_features] + [width] * depth
+        self.hidden = nn.ModuleList(nn.Linear(i, o, bias=cfg.bias) for i, o in zip(sizes[:-1], sizes[1:]))
+        self.readout = nn.Linear(width, n_classes, bias=cfg.bias)
+        if cfg.get("init") == "single_freq":
+            self.single_frequency_init()
+        scale_weights(self, cfg.init_scale)
+
+    def forward(self, x: torch.Tensor, features: bool = False):
+        feats = {}
+        h = self.first_layer(x)
+        if h is not None:
+            feats["layer1"] = h
+            h = self.act(h)
+        else:
+            h = self.inputs(x)
+        for i, layer in enumerate(self.hidden, start=len(feats) + 1):
+            h = layer(h)
+            feats[f"layer{i}"] = h
+            h = self.act(h)
+        logits = self.readout(h)
+        return (logits, feats) if features else logits
+
+    def offsets(self, x: torch.Tensor) -> torch.Tensor:
+        """Token ids shifted into each operand's block of the stacked per-operand tables."""
+        return x + self.n_values * torch.arange(self.n_operands, device=x.device)
+
+    def first_layer(self, x):
+        """Pre-activation of the first hidden layer for one-hot tokens (a gather), else None."""
+        if self.embedding != "onehot":
+            return None
+        h = F.embedding(self.offsets(x), self.token_weight).sum(dim=1)
+        return h if self.token_bias is None else h + self.token_bias
+
+    def inputs(self, x):
+        if self.embedding != "learned":
+            return x
+        e = self.embed(self.offsets(x))
+        return e.sum(dim=1) if self.combine == "sum" else e.flatten(1)
+
+    def token_maps(self) -> list[torch.Tensor]:
+        """Per operand: how each token value moves the first hidden layer's pre-activations."""
+        if self.embedding == "onehot":
+            return list(self.token_weight.split(self.n_values))
+        if self.embedding != "learned":
+            return []
+        tables = self.embed.weight.split(self.n_values)
+        w = self.hidden[0].weight  # (width, in_features)
+        if self.combine == "sum":
+            return [t @ w.T for t in tables]
+        return [t @ w_i.T for t, w_i in zip(tables, w.split(self.embed.embedding_dim, dim=1))]
+
+    @torch.no_grad()
+    def single_frequency_init(self):
+        """He et al. (2025): each neuron reads every operand through one cosine of one frequency.
+
+        Neuron j gets a random frequency k_j in [1, (p-1)/2] and, per operand, a random phase; the
+        amplitude keeps the default init's root-mean-square, so ``init_scale`` means the same.
+        """
+        if self.embedding != "onehot":
+            raise ConfigError("model.init=single_freq needs model.embedding=onehot")
+        p, width = self.n_values, self.token_weight.shape[1]
+        freqs = torch.randint(1, max(2, (p + 1) // 2), (width,))
+        rms = self.token_weight.pow(2).mean().sqrt()
+        values = torch.arange(p, dtype=torch.float32)[:, None]
+        for block in self.token_weight.data.split(p):
+            phase = torch.rand(width) * 2 * math.pi
+            block.copy_(rms * math.sqrt(2) * torch.cos(2 * math.pi * freqs * values / p + phase))
+
+
+class Attention(nn.Module):
+    def __init__(self, width: int, heads: int, bias: bool, causal: bool):
+        super().__init__()
+        self.heads, self.causal = heads, causal
+        self.q, self.k, self.v, self.o = (nn.Linear(width, width, bias=bias) for _ in range(4))
+
+    def forward(self, x):
+        n, t, d = x.shape
+        split = lambda y: y.view(n, t, self.heads, d // self.heads).transpose(1, 2)  # noqa: E731
+        z = F.scaled_dot_product_attention(split(self.q(x)), split(self.k(x)), split(self.v(x)), is_causal=self.causal)
+        return self.o(z.transpose(1, 2).reshape(n, t, d))
+
+
+class Block(nn.Module):
+    """Attention then MLP, each with a residual connection; LayerNorm none, pre or post."""
+
+    def __init__(self, cfg, width: int):
+        super().__init__()
+        self.norm = cfg.layernorm
+        self.attn = Attention(width, cfg.heads, cfg.bias, cfg.causal)
+        self.fc_in = nn.Linear(width, cfg.d_mlp, bias=cfg.bias)
+        self.fc_out = nn.Linear(cfg.d_mlp, width, bias=cfg.bias)
+        self.act = activation(cfg.activation)
+        make_norm = (lambda: nn.LayerNorm(width, bias=cfg.bias)) if self.norm != "none" else nn.Identity
+        self.ln1, self.ln2 = make_norm(), make_norm()
+
+    def forward(self, x):
+        if self.norm == "post":
+            x = self.ln1(x + self.attn(x))
+            pre = self.fc_in(x)
+            return self.ln2(x + self.fc_out(self.act(pre))), pre
+        x = x + self.attn(self.ln1(x))
+        pre = self.fc_in(self.ln2(x))
+        return x + self.fc_out(self.act(pre)), pre
+
+
+SEQUENCES = {"a b =": ("a", "b", "="), "a ∘ b =": ("a", "∘", "b", "="), "a op b =": ("a", "∘", "b", "=")}
+
+
+class Transformer(nn.Module):
+    """A decoder-style transformer reading the sequence ``a b =`` or ``a ∘ b =``.
+
+    The vocabulary is the token values followed by ``∘`` and ``=``; positions are learned; the
+    logits come from the last position or the mean over positions (``readout``).
+    """
+
+    def __init__(self, cfg, n_classes: int, n_values: int):
+        super().__init__()
+        width, heads = positive("width", cfg.width), positive("heads", cfg.heads)
+        positive("depth", cfg.depth), positive("d_mlp", cfg.d_mlp)
+        if width % heads:
+            raise ConfigError(f"model.heads={heads} does not divide model.width={width}")
+        choice("layernorm", cfg.layernorm, ("none", "pre", "post"))
+        self.readout = choice("readout", cfg.readout, ("last", "mean"))
+        self.sequence = SEQUENCES.get(choice("sequence", cfg.sequence, tuple(SEQUENCES)))
+        activation(cfg.activation)
+        self.n_values = n_values
+        self.embed = nn.Embedding(n_values + 2, width)  # values, then "∘", then "="
+        self.pos = nn.Parameter(torch.randn(len(self.sequence), width) / math.sqrt(width))
+        self.blocks = nn.ModuleList(Block(cfg, width) for _ in range(cfg.depth))
+        self.ln_final = nn.LayerNorm(width, bias=cfg.bias) if cfg.layernorm == "pre" else nn.Identity()
+        self.unembed = nn.Linear(width, n_classes, bias=cfg.bias)
+        scale_weights(self, cfg.init_scale)
+
+    def tokens(self, x):
+        """Lay the operand ids out as the configured sequence, adding the ∘ and = tokens."""
+        special = {"∘": self.n_values, "=": self.n_values + 1}
+        columns, operand = [], iter(range(x.shape[1]))
+        for symbol in self.sequence:
+            columns.append(x[:, next(operand)] if symbol in ("a", "b") else torch.full_like(x[:, 0], special[symbol]))
+        return torch.stack(columns, dim=1)
+
+    def pool(self, h):
+        return h[:, -1] if self.readout == "last" else h.mean(dim=1)
+
+    def forward(self, x: torch.Tensor, features: bool = False):
+        h = self.embed(self.tokens(x)) + self.pos
+        feats = {}
+        for i, block in enumerate(self.blocks):
+            h, pre = block(h)
+            if features:
+                feats[f"block{i}.mlp"] = self.pool(pre)
+                feats[f"block{i}.resid"] = self.pool(h)
+        logits = self.unembed(self.ln_final(self.pool(h)))
+        return (logits, feats) if features else logits
+
+    def token_maps(self) -> list[torch.Tensor]:
+        """Nanda et al.'s W_neur: token embedding through the first block's OV circuit into its MLP.
+
+        Summed over heads, W_E W_V^h W_O^h W_in equals W_E W_V W_O W_in with the heads' blocks
+        concatenated, which is what the fused linear layers hold.
+        """
+        block = self.blocks[0]
+        w_e = self.embed.weight[: self.n_values]
+        return [w_e @ block.attn.v.weight.T @ block.attn.o.weight.T @ block.fc_in.weight.T]
+
+
+@torch.no_grad()
+def scale_weights(model: nn.Module, scale: float) -> None:
+    """Omnigrok's α: multiply every initial parameter by ``scale``."""
+    if scale <= 0:
+        raise ConfigError(f"model.init_scale={scale} is invalid; it must be > 0")
+    if scale != 1:
+        for param in model.parameters():
+            param.mul_(scale)
+
+
+def build_model(cfg, data) -> nn.Module:
+    """The model named by ``cfg.model.name`` for this data set (before moving it to a device)."""
+    name = cfg.model.name
+    if name == "mlp":
+        in_features = None if data.n_values else data.inputs.shape[1]
+        return MLP(cfg.model, data.n_classes, data.n_values, data.inputs.shape[1], in_features)
+    if name == "transformer":
+        if not data.n_values:
+            raise ConfigError("model=transformer reads tokens; use model=mlp for vector inputs")
+        return Transformer(cfg.model, data.n_classes, data.n_values)
+    raise ConfigError(f"unknown model '{name}'; allowed: mlp, transformer")

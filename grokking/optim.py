@@ -1,0 +1,75 @@
+"""Optimizers, the learning-rate warmup, and the Grokfast gradient filters."""
+from __future__ import annotations
+
+from collections import deque
+
+import torch
+
+from grokking.errors import ConfigError
+
+
+
+def build_optimizer(cfg, params) -> torch.optim.Optimizer:
+    name, lr, wd = cfg.name, cfg.lr, cfg.weight_decay
+    if not lr > 0:
+        raise ConfigError(f"optimizer.lr={lr} is invalid; it must be > 0")
+    if wd < 0:
+        raise ConfigError(f"optimizer.weight_decay={wd} is invalid; it must be >= 0")
+    if name in ("adamw", "adam"):
+        kind = torch.optim.AdamW if name == "adamw" else torch.optim.Adam
+        return kind(params, lr=lr, weight_decay=wd, betas=tuple(cfg.betas), eps=cfg.eps)
+    if name == "sgd":
+        return torch.optim.SGD(params, lr=lr, weight_decay=wd, momentum=cfg.momentum, nesterov=cfg.nesterov)
+    raise ConfigError(f"unknown optimizer '{name}'; allowed: adamw, adam, sgd")
+
+
+def set_warmup_lr(optimizer, cfg, step: int) -> None:
+    """Linear warmup: the learning rate of step ``step`` (0-based) is a pure function of the step,
+    so resuming needs no scheduler state."""
+    if cfg.warmup_steps > 0:
+        scale = min(1.0, (step + 1) / cfg.warmup_steps)
+        for group in optimizer.param_groups:
+            group["lr"] = cfg.lr * scale
+
+
+class GradFilter:
+    """Grokfast (Lee et al. 2024, "Grokfast: Accelerated grokking by amplifying slow gradients").
+
+    Adds ``lamb`` times a low-pass filtered gradient to each raw gradient before the optimizer
+    step: an exponential moving average (``ema``) or the mean of the last ``window`` gradients
+    (``ma``). ``state_dict``/``load_state_dict`` make a resumed run continue exactly.
+    """
+
+    def __init__(self, cfg, params):
+        if cfg.name not in ("ema", "ma"):
+            raise ConfigError(f"unknown grokfast '{cfg.name}'; allowed: none, ema, ma")
+        self.cfg, self.params = cfg, [p for p in params if p.requires_grad]
+        self.avg = None  # ema: list of running means
+        self.history = deque(maxlen=cfg.window) if cfg.name == "ma" else None
+
+    @torch.no_grad()
+    def apply(self) -> None:
+        grads = [p.grad for p in self.params]
+        if self.cfg.name == "ema":
+            if self.avg is None:
+                self.avg = [g.clone() for g in grads]
+            else:
+                torch._foreach_lerp_(self.avg, grads, 1 - self.cfg.alpha)
+            torch._foreach_add_(grads, self.avg, alpha=self.cfg.lamb)
+        else:
+            self.history.append([g.clone() for g in grads])
+            if len(self.history) == self.history.maxlen:
+                for i, g in enumerate(grads):
+                    g.add_(torch.stack([h[i] for h in self.history]).mean(dim=0), alpha=self.cfg.lamb)
+
+    def state_dict(self) -> dict:
+        return {"avg": self.avg, "history": list(self.history) if self.history is not None else None}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.avg = state["avg"]
+        if self.history is not None:
+            self.history.extend(state["history"])
+
+
+def build_grad_filter(cfg, params) -> GradFilter | None:
+    return None if cfg.name == "none" else GradFilter(cfg, params)

@@ -1,0 +1,279 @@
+"""Training entrypoint: ``python -m grokking.train [key=value ...]`` (Hydra overrides).
+
+compose config -> data, model, optimizer on the device -> training loop -> run record.
+The loop is ``run_training``; ``main`` wraps it for Hydra and turns known bad input into a
+one-line error. ``train(cfg, run_dir)`` runs without Hydra (tests, notebooks).
+"""
+from __future__ import annotations
+
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import hydra
+import torch
+import torch.nn.functional as F
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, OmegaConf
+
+from grokking.data import build_dataset
+from grokking.errors import ConfigError
+from grokking.metrics import MetricSuite
+from grokking.milestones import milestones
+from grokking.models import build_model
+from grokking.optim import build_grad_filter, build_optimizer, set_warmup_lr
+from grokking.preemption import StopSignals
+from grokking.progress import Progress
+from grokking.record import RESUMABLE_KEYS, RunRecord, check_same_run
+from grokking.schedule import eval_steps
+
+CONF_DIR = str(Path(__file__).resolve().parent.parent / "conf")
+OmegaConf.register_new_resolver("run_name", lambda overrides: overrides or "default", replace=True)
+OmegaConf.register_new_resolver("run_dir", lambda resume, default: resume or default, replace=True)
+
+
+@dataclass
+class Batches:
+    """Minibatch indices: a new permutation of the training set each epoch from a seeded
+    generator whose state travels in the checkpoint, so a resumed run draws the same batches."""
+
+    n: int
+    size: int
+    generator: torch.Generator = field(default_factory=torch.Generator)
+    order: torch.Tensor | None = None
+    pos: int = 0
+
+    def next(self) -> torch.Tensor:
+        if self.order is None or self.pos >= self.n:
+            self.order, self.pos = torch.randperm(self.n, generator=self.generator), 0
+        batch = self.order[self.pos : self.pos + self.size]
+        self.pos += self.size
+        return batch
+
+    def state_dict(self) -> dict:
+        return {"generator": self.generator.get_state(), "order": self.order, "pos": self.pos}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.generator.set_state(state["generator"])
+        self.order, self.pos = state["order"], state["pos"]
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"device={name} but no CUDA device is visible; allowed here: auto, cpu")
+    try:
+        return torch.device(name)
+    except RuntimeError:
+        raise ConfigError(f"device={name} is not a device; allowed: auto, cpu, cuda, cuda:N") from None
+
+
+def set_determinism(on: bool) -> None:
+    """Same config, seed and device give the same numbers (deterministic cuBLAS needs the
+    workspace setting before CUDA starts)."""
+    if on:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.use_deterministic_algorithms(on, warn_only=True)
+    torch.backends.cudnn.benchmark = not on
+
+
+def check_settings(cfg) -> None:
+    checks = {
+        "steps": cfg.steps >= 0,
+        "eval_every": cfg.eval_every >= 1,
+        "checkpoint_every": cfg.checkpoint_every >= 1,
+        "batch_size": cfg.batch_size is None or cfg.batch_size >= 1,
+    }
+    for key, ok in checks.items():
+        if not ok:
+            raise ConfigError(f"{key}={cfg[key]} is invalid; it must be a positive integer" + (" or null" if key == "batch_size" else ""))
+    if cfg.loss not in ("ce", "mse"):
+        raise ConfigError(f"loss={cfg.loss} is invalid; allowed: ce, mse")
+    if cfg.loss_dtype not in ("float32", "float64"):
+        raise ConfigError(f"loss_dtype={cfg.loss_dtype} is invalid; allowed: float32, float64")
+
+
+def per_example_loss(logits, labels, kind: str, dtype: str) -> torch.Tensor:
+    logits = logits.to(getattr(torch, dtype))
+    if kind == "ce":
+        return F.cross_entropy(logits, labels, reduction="none")
+    targets = F.one_hot(labels, logits.shape[-1]).to(logits.dtype)
+    return (logits - targets).pow(2).mean(dim=-1)
+
+
+@torch.no_grad()
+def evaluate(model, data, cfg, features: bool):
+    """Loss and accuracy of both splits from one forward pass over every example."""
+    out = model(data.inputs, features=features)
+    logits, feats = out if features else (out, {})
+    losses = per_example_loss(logits, data.labels, cfg.loss, cfg.loss_dtype).float()
+    correct = (logits.argmax(dim=-1) == data.labels).float()
+    values = [x[idx].mean() for idx in (data.train_idx, data.val_idx) for x in (losses, correct)]
+    train_loss, train_acc, val_loss, val_acc = torch.stack(values).tolist()
+    record = {"train/loss": train_loss, "train/acc": train_acc, "val/loss": val_loss, "val/acc": val_acc}
+    return record, logits, feats
+
+
+def load_weights(model, source: str) -> None:
+    """``init_from``: a checkpoint file or a run folder (its checkpoints/last.pt)."""
+    path = Path(source)
+    if path.is_dir():
+        path = path / "checkpoints" / "last.pt"
+    if not path.is_file():
+        raise ConfigError(f"init_from={source}: no checkpoint there (give a .pt file or a run folder)")
+    state = torch.load(path, map_location="cpu", weights_only=False)["model"]
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as e:
+        first = str(e).splitlines()[1].strip() if "\n" in str(e) else str(e)
+        raise ConfigError(f"init_from={source} does not fit this model: {first}") from None
+
+
+def train(cfg: DictConfig, run_dir: Path) -> dict:
+    """Train (or continue) the run in ``run_dir`` and return its summary."""
+    record = RunRecord(run_dir)
+    config = OmegaConf.to_container(cfg, resolve=True)
+    stored = record.load_last()
+    if stored is not None:
+        try:
+            check_same_run(stored["config"], config, run_dir)
+        except ConfigError:
+            record.restore_hydra_files(stored.get("hydra_files", {}))
+            raise
+    started = time.time()
+    try:
+        return run_training(cfg, config, record, stored, started)
+    except BaseException as e:
+        status = "interrupted" if isinstance(e, (KeyboardInterrupt, SystemExit)) else "failed"
+        summary = record.read_summary()
+        summary.update(status=status, error=f"{type(e).__name__}: {e}")
+        record.write_summary(summary)
+        raise
+
+
+def run_training(cfg, config: dict, record: RunRecord, stored: dict | None, started: float) -> dict:
+    check_settings(cfg)
+    set_determinism(cfg.deterministic)
+    device = pick_device(cfg.device)
+    data = build_dataset(cfg).to(device)
+    torch.manual_seed(cfg.seed)
+    model = build_model(cfg, data)
+    if cfg.init_from and stored is None:
+        load_weights(model, cfg.init_from)
+    model.to(device)
+    optimizer = build_optimizer(cfg.optimizer, model.parameters())
+    grad_filter = build_grad_filter(cfg.grokfast, model.parameters())
+    batches = Batches(len(data.train_idx), cfg.batch_size or len(data.train_idx))
+    batches.generator.manual_seed(cfg.seed)
+    metrics = MetricSuite(cfg, model, data)
+
+    step, wall_before, history = 0, 0.0, []
+    if stored is not None:
+        step, wall_before = stored["step"], stored["wall_time_s"]
+        model.load_state_dict(stored["model"])
+        optimizer.load_state_dict(stored["optimizer"])
+        if grad_filter:
+            grad_filter.load_state_dict(stored["grad_filter"])
+        batches.load_state_dict(stored["batches"])
+        torch.set_rng_state(stored["rng"])
+        history = record.keep_metrics_until(step)
+    else:
+        record.keep_metrics_until(-1)
+    hydra_files = stored.get("hydra_files") if stored else record.hydra_files()
+
+    def state() -> dict:
+        return {
+            "step": step, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+            "grad_filter": grad_filter.state_dict() if grad_filter else None,
+            "batches": batches.state_dict(), "rng": torch.get_rng_state(),
+            "wall_time_s": wall_before + time.time() - started, "config": config, "hydra_files": hydra_files,
+        }
+
+    def summary(status: str) -> dict:
+        wall = wall_before + time.time() - started
+        out = {"status": status, "step": step, "steps": cfg.steps, **(history[-1] if history else {})}
+        out.update(milestones(history, cfg.memorize_at, cfg.grok_at))
+        out.update(wall_time_s=round(wall, 3), device=str(device), run_dir=str(record.dir))
+        return out
+
+    def log_eval() -> dict:
+        rec, logits, feats = evaluate(model, data, cfg, features=metrics.wants_features)
+        rec = {"step": step, **rec, **metrics(step, logits, feats)}
+        if rec["train/loss"] != rec["train/loss"]:
+            raise FloatingPointError(f"training diverged: train/loss is NaN at step {step}")
+        history.append(rec)
+        record.append(rec)
+        record.write_summary(summary("running"))
+        return rec
+
+    def done() -> bool:
+        last = history[-1] if history else {}
+        grokked = cfg.early_stop is not None and (last.get("val/acc") or 0) >= cfg.early_stop
+        return step >= cfg.steps or grokked
+
+    x_train, y_train = data.inputs[data.train_idx], data.labels[data.train_idx]
+    forward = torch.compile(model) if cfg.compile else model
+    full_batch = cfg.batch_size is None or cfg.batch_size >= len(data.train_idx)
+    schedule = eval_steps(cfg)
+    progress = Progress(cfg.progress, cfg.steps, step, cfg.progress_every_s)
+    if not history:
+        progress.update(step, log_eval())
+    with StopSignals() as signals:
+        while not done():
+            set_warmup_lr(optimizer, cfg.optimizer, step)
+            if full_batch:
+                x, y = x_train, y_train
+            else:
+                idx = batches.next().to(device)
+                x, y = x_train[idx], y_train[idx]
+            loss = per_example_loss(forward(x), y, cfg.loss, cfg.loss_dtype).mean()
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if grad_filter:
+                grad_filter.apply()
+            optimizer.step()
+            step += 1
+            if step in schedule or step == cfg.steps:
+                progress.update(step, log_eval(), final=step == cfg.steps)
+            if step % cfg.checkpoint_every == 0 or done():
+                record.save(state(), snapshot=True)
+            if signals.received is not None:
+                record.save(state(), snapshot=False)
+                record.write_summary(summary("interrupted"))
+                signals.forward()
+    progress.close()
+    final = summary("completed")
+    record.write_summary(final)
+    return final
+
+
+def resume_config(cfg: DictConfig, run_dir: Path) -> DictConfig:
+    """``resume=<folder>``: that run's stored config, with the keys that may change when a run
+    continues (steps, device, logger, ...) taken from the command line where given there."""
+    stored = RunRecord(run_dir).load_last()
+    if stored is None:
+        raise ConfigError(f"resume={cfg.resume}: no run to continue there (no checkpoints/last.pt)")
+    merged = OmegaConf.create(stored["config"])
+    given = {o.lstrip("+~").split("=")[0].split(".")[0] for o in HydraConfig.get().overrides.task}
+    for key in given & set(RESUMABLE_KEYS):
+        merged[key] = cfg[key]
+    return merged
+
+
+@hydra.main(config_path=CONF_DIR, config_name="config", version_base="1.3")
+def main(cfg: DictConfig) -> dict:
+    run_dir = Path(HydraConfig.get().runtime.output_dir)
+    try:
+        if cfg.resume:
+            cfg = resume_config(cfg, run_dir)
+        return train(cfg, run_dir)
+    except ConfigError as e:
+        print(f"grokking: error: {e}", file=sys.stderr)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()
