@@ -1,0 +1,101 @@
+"""`python -m grokking.train` as a researcher types it: config display, errors, grids, kills."""
+import json
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from tests.helpers import FAST, cli, metrics
+
+QUICK = FAST + ["steps=30", "eval_every=10"]
+
+
+def test_cfg_job_shows_the_composed_config(tmp_path):
+    out = cli(["--cfg", "job", "--resolve", "op=sub", "wd=1.0"], tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert "weight_decay: 1.0" in out.stdout and "name: sub" in out.stdout
+    assert not (tmp_path / "runs").exists()
+
+
+def test_short_knobs_reach_their_groups(tmp_path):
+    out = cli(["--cfg", "job", "--resolve", "p=113", "frac=0.3", "wd=0.5", "lr=0.003", "seed=7", "steps=9"], tmp_path)
+    job = out.stdout
+    for line in ("lr: 0.003", "weight_decay: 0.5", "frac: 0.3", "p: 113", "seed: 7", "steps: 9"):
+        assert line in job
+
+
+@pytest.mark.parametrize("args, message", [
+    (["model=transformer", "model.heads=5"], "model.heads=5 does not divide model.width=128"),
+    (["op=expr", "op.expr=a+os"], "op.expr='a+os': 'os' is not allowed"),
+    (["frac=0"], "split.frac=0 is out of range"),
+])
+def test_bad_input_is_one_line_and_nonzero(tmp_path, args, message):
+    out = cli(QUICK + args, tmp_path)
+    assert out.returncode == 2
+    lines = out.stderr.strip().splitlines()
+    assert lines[-1].startswith("grokking: error: ") and message in lines[-1]
+    assert "Traceback" not in out.stderr
+
+
+def test_unknown_group_option_lists_the_allowed_ones(tmp_path):
+    out = cli(QUICK + ["op=pow"], tmp_path)
+    assert out.returncode != 0 and "Could not find 'op/pow'" in out.stderr and "add" in out.stderr
+
+
+def test_multirun_grid_has_one_folder_per_run(tmp_path):
+    out = cli(["-m", *QUICK, "op=add,sub", "wd=0.1,1.0", "sweep_name=grid"], tmp_path)
+    assert out.returncode == 0, out.stderr
+    sweep = tmp_path / "runs" / "sweeps" / "grid"
+    runs = sorted(p.name for p in sweep.iterdir() if (p / "summary.json").exists())
+    assert runs == ["eval_every=10,frac=0.5,op=add,p=47,wd=0.1", "eval_every=10,frac=0.5,op=add,p=47,wd=1.0",
+                    "eval_every=10,frac=0.5,op=sub,p=47,wd=0.1", "eval_every=10,frac=0.5,op=sub,p=47,wd=1.0"]
+    for name in runs:
+        assert json.loads((sweep / name / "summary.json").read_text())["status"] == "completed"
+        assert (sweep / name / ".hydra" / "config.yaml").exists()
+
+
+def wait_for_step(run_dir, step, proc, timeout=300):
+    deadline = time.time() + timeout
+    while time.time() < deadline and proc.poll() is None:
+        if (run_dir / "metrics.jsonl").exists() and any(r["step"] >= step for r in metrics(run_dir)):
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"no evaluation at step {step} before the deadline")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM])
+def test_a_killed_run_is_readable_and_resumes_exactly(tmp_path, sig):
+    args = FAST + ["steps=400", "eval_every=10", "checkpoint_every=50"]
+    assert cli(args + ["out_dir=whole"], tmp_path).returncode == 0
+    proc = subprocess.Popen([sys.executable, "-m", "grokking.train", *args, "out_dir=cut"], cwd=tmp_path,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    run_dir = tmp_path / "cut" / "eval_every=10,frac=0.5,p=47"
+    wait_for_step(run_dir, 120, proc)
+    proc.send_signal(sig)
+    proc.wait(timeout=60)
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["status"] == ("running" if sig == signal.SIGKILL else "interrupted")
+    assert metrics(run_dir)[-1]["step"] >= 120  # readable up to the last evaluation
+    assert (run_dir / "checkpoints" / "last.pt").exists()
+    again = cli(args + ["out_dir=cut"], tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert metrics(run_dir) == metrics(tmp_path / "whole" / run_dir.name)
+
+
+def test_resume_option_continues_a_folder_with_its_own_config(tmp_path):
+    assert cli(QUICK + ["op=sub"], tmp_path).returncode == 0
+    folder = tmp_path / "runs" / "eval_every=10,frac=0.5,op=sub,p=47"
+    out = cli([f"resume={folder}", "steps=50", "progress=none"], tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert [r["step"] for r in metrics(folder)][-1] == 50
+    assert json.loads((folder / "summary.json").read_text())["steps"] == 50
+
+
+def test_changed_config_in_the_same_folder_is_refused(tmp_path):
+    assert cli(QUICK + ["out_dir=o", "hydra.run.dir=o/x"], tmp_path).returncode == 0
+    out = cli(QUICK + ["out_dir=o", "hydra.run.dir=o/x", "lr=0.01"], tmp_path)
+    assert out.returncode == 2 and "optimizer.lr: 0.001 -> 0.01" in out.stderr
+    assert "lr: 0.001" in (tmp_path / "o" / "x" / ".hydra" / "config.yaml").read_text()

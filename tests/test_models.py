@@ -1,0 +1,75 @@
+"""Model shapes, the token maps the Fourier metrics read, and clear errors for bad shapes."""
+import pytest
+import torch
+from omegaconf import OmegaConf
+
+from grokking.errors import ConfigError
+from grokking.models import MLP, Transformer
+from tests.helpers import make_cfg
+
+
+def model_cfg(name, **changes):
+    cfg = make_cfg([f"model={name}"]).model
+    cfg.merge_with(changes)
+    return cfg
+
+
+def tokens(n=20, p=11):
+    return torch.randint(0, p, (n, 2))
+
+
+@pytest.mark.parametrize("changes", [
+    {}, {"depth": 3, "activation": "gelu", "bias": True},
+    {"embedding": "learned", "combine": "concat"}, {"embedding": "learned", "combine": "sum"},
+])
+def test_mlp_token_maps_give_the_first_layer(changes):
+    model = MLP(model_cfg("mlp", **changes), n_classes=11, n_values=11)
+    x = tokens()
+    logits, feats = model(x, features=True)
+    assert logits.shape == (20, 11) and len(feats) == model_cfg("mlp", **changes).depth
+    maps = model.token_maps()
+    bias = model.token_bias if model.embedding == "onehot" else model.hidden[0].bias
+    expected = sum(m[x[:, i]] for i, m in enumerate(maps)) + (0 if bias is None else bias)
+    torch.testing.assert_close(feats["layer1"], expected)
+
+
+@pytest.mark.parametrize("changes", [
+    {}, {"depth": 2, "layernorm": "pre", "readout": "mean", "sequence": "a ∘ b =", "bias": True},
+    {"layernorm": "post", "activation": "gelu"},
+])
+def test_transformer_shapes(changes):
+    model = Transformer(model_cfg("transformer", **changes), n_classes=11, n_values=11)
+    logits, feats = model(tokens(), features=True)
+    assert logits.shape == (20, 11)
+    assert set(feats) == {f"block{i}.{k}" for i in range(model_cfg("transformer", **changes).depth) for k in ("mlp", "resid")}
+    (w_neur,) = model.token_maps()
+    assert w_neur.shape == (11, 512)
+
+
+def test_init_scale_multiplies_weights():
+    torch.manual_seed(0)
+    small = MLP(model_cfg("mlp"), 11, 11)
+    torch.manual_seed(0)
+    large = MLP(model_cfg("mlp", init_scale=8.0), 11, 11)
+    torch.testing.assert_close(large.token_weight, 8 * small.token_weight)
+
+
+def test_single_frequency_init_puts_one_frequency_per_neuron():
+    p = 23
+    model = MLP(model_cfg("mlp", init="single_freq"), p, p)
+    spectrum = torch.fft.rfft(model.token_maps()[0].T, dim=1).abs().pow(2)[:, 1:]
+    assert (spectrum.max(dim=1).values / spectrum.sum(dim=1) > 0.99).all()
+
+
+@pytest.mark.parametrize("name, changes, message", [
+    ("transformer", {"heads": 5}, "model.heads=5 does not divide model.width=128"),
+    ("transformer", {"depth": 0}, "model.depth=0 is invalid"),
+    ("mlp", {"activation": "swish"}, "unknown model.activation 'swish'; allowed: relu"),
+    ("mlp", {"width": -3}, "model.width=-3 is invalid"),
+    ("transformer", {"layernorm": "mid"}, "model.layernorm='mid' is invalid; allowed: none, pre, post"),
+    ("mlp", {"init_scale": 0}, "model.init_scale=0 is invalid"),
+])
+def test_bad_shapes_are_clear_errors(name, changes, message):
+    kind = MLP if name == "mlp" else Transformer
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(")):
+        kind(model_cfg(name, **changes), 11, 11)
