@@ -20,6 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from grokking.data import build_dataset
 from grokking.errors import ConfigError
+from grokking.loggers import make_logger
 from grokking.metrics import MetricSuite
 from grokking.milestones import milestones
 from grokking.models import build_model
@@ -145,7 +146,8 @@ def train(cfg: DictConfig, run_dir: Path) -> dict:
             raise
     started = time.time()
     try:
-        return run_training(cfg, config, record, stored, started)
+        with make_logger(cfg, run_dir) as logger:
+            return run_training(cfg, config, record, stored, started, logger)
     except BaseException as e:
         status = "interrupted" if isinstance(e, (KeyboardInterrupt, SystemExit)) else "failed"
         summary = record.read_summary()
@@ -154,7 +156,7 @@ def train(cfg: DictConfig, run_dir: Path) -> dict:
         raise
 
 
-def run_training(cfg, config: dict, record: RunRecord, stored: dict | None, started: float) -> dict:
+def run_training(cfg, config: dict, record: RunRecord, stored: dict | None, started: float, logger) -> dict:
     check_settings(cfg)
     set_determinism(cfg.deterministic)
     device = pick_device(cfg.device)
@@ -206,6 +208,7 @@ def run_training(cfg, config: dict, record: RunRecord, stored: dict | None, star
             raise FloatingPointError(f"training diverged: train/loss is NaN at step {step}")
         history.append(rec)
         record.append(rec)
+        logger.log(rec)
         record.write_summary(summary("running"))
         return rec
 
@@ -247,6 +250,8 @@ def run_training(cfg, config: dict, record: RunRecord, stored: dict | None, star
     progress.close()
     final = summary("completed")
     record.write_summary(final)
+    logger.summary(final)
+    logger.images({p.stem: p for p in sorted((record.dir / "analysis").glob("*.png"))})
     return final
 
 
