@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import hydra
+from hydra import compose, initialize_config_dir
 import torch
 import torch.nn.functional as F
 from hydra.core.hydra_config import HydraConfig
@@ -33,6 +34,12 @@ from grokking.schedule import eval_steps
 CONF_DIR = str(Path(__file__).resolve().parent.parent / "conf")
 OmegaConf.register_new_resolver("run_name", lambda overrides: overrides or "default", replace=True)
 OmegaConf.register_new_resolver("run_dir", lambda resume, default: resume or default, replace=True)
+
+
+def compose_config(overrides: list[str] = ()) -> DictConfig:
+    """The config ``python -m grokking.train OVERRIDES`` would run (for tests, scripts, notebooks)."""
+    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+        return compose(config_name="config", overrides=list(overrides))
 
 
 @dataclass

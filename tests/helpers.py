@@ -7,18 +7,14 @@ import subprocess
 import sys
 from pathlib import Path
 
-from hydra import compose, initialize_config_dir
-
-from grokking.train import CONF_DIR, train
+from grokking.train import compose_config, train
 
 REPO = Path(__file__).resolve().parent.parent
 # The quick recipe: (a+b) mod 47 on the quadratic MLP groks in ~1000 full-batch steps on a CPU.
 FAST = ["p=47", "frac=0.5", "progress=none"]
 
 
-def make_cfg(overrides: list[str]):
-    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
-        return compose(config_name="config", overrides=overrides)
+make_cfg = compose_config
 
 
 def run(run_dir: Path, overrides: list[str]) -> dict:
