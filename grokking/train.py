@@ -44,18 +44,20 @@ def compose_config(overrides: list[str] = ()) -> DictConfig:
 
 @dataclass
 class Batches:
-    """Minibatch indices: a new permutation of the training set each epoch from a seeded
-    generator whose state travels in the checkpoint, so a resumed run draws the same batches."""
+    """Minibatch indices: a new permutation of the training set each epoch from a seeded CPU
+    generator (the same batches on every device), moved to the device once per epoch. Its state
+    travels in the checkpoint, so a resumed run draws the same batches."""
 
     n: int
     size: int
+    device: torch.device
     generator: torch.Generator = field(default_factory=torch.Generator)
     order: torch.Tensor | None = None
     pos: int = 0
 
     def next(self) -> torch.Tensor:
         if self.order is None or self.pos >= self.n:
-            self.order, self.pos = torch.randperm(self.n, generator=self.generator), 0
+            self.order, self.pos = torch.randperm(self.n, generator=self.generator).to(self.device), 0
         batch = self.order[self.pos : self.pos + self.size]
         self.pos += self.size
         return batch
@@ -65,7 +67,8 @@ class Batches:
 
     def load_state_dict(self, state: dict) -> None:
         self.generator.set_state(state["generator"])
-        self.order, self.pos = state["order"], state["pos"]
+        self.order = None if state["order"] is None else state["order"].to(self.device)
+        self.pos = state["pos"]
 
 
 def pick_device(name: str) -> torch.device:
@@ -175,7 +178,7 @@ def run_training(cfg, config: dict, record: RunRecord, stored: dict | None, star
     model.to(device)
     optimizer = build_optimizer(cfg.optimizer, model.parameters())
     grad_filter = build_grad_filter(cfg.grokfast, model.parameters())
-    batches = Batches(len(data.train_idx), cfg.batch_size or len(data.train_idx))
+    batches = Batches(len(data.train_idx), cfg.batch_size or len(data.train_idx), device)
     batches.generator.manual_seed(cfg.seed)
     metrics = MetricSuite(cfg, model, data)
 
@@ -237,7 +240,7 @@ def run_training(cfg, config: dict, record: RunRecord, stored: dict | None, star
             if full_batch:
                 x, y = x_train, y_train
             else:
-                idx = batches.next().to(device)
+                idx = batches.next()
                 x, y = x_train[idx], y_train[idx]
             loss = per_example_loss(forward(x), y, cfg.loss, cfg.loss_dtype).mean()
             optimizer.zero_grad(set_to_none=True)
