@@ -145,11 +145,15 @@ def _init_run(cfg: DictConfig, run_dir: Path):
 
 
 def _auto_group_and_name(run_dir: Path) -> tuple[str | None, str]:
-    """Under a Hydra multirun: (sweep folder name, override string); else (None, folder)."""
+    """(group, name): under a Hydra multirun the sweep folder's name and the override string;
+    else the folder's name, and a group only for a run in a sweep's folder
+    (``<out_dir>/sweeps/<name>/<run>``, e.g. continued with ``resume=<run folder>``), so that its
+    resumed W&B run stays in its sweep's group."""
+    in_sweep = run_dir.parent.name if run_dir.parent.parent.name == "sweeps" else None
     if not HydraConfig.initialized():
-        return None, run_dir.name
+        return in_sweep, run_dir.name
     hc = HydraConfig.get()
-    group = Path(hc.sweep.dir).name if hc.mode == RunMode.MULTIRUN else None
+    group = Path(hc.sweep.dir).name if hc.mode == RunMode.MULTIRUN else in_sweep
     return group, hc.job.override_dirname or run_dir.name
 
 
