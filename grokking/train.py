@@ -268,9 +268,11 @@ def run_training(cfg, config: dict, record: RunRecord, stored: dict | None, star
 def resume_config(cfg: DictConfig, run_dir: Path) -> DictConfig:
     """``resume=<folder>``: that run's stored config, with the keys that may change when a run
     continues (steps, device, logger, ...) taken from the command line where given there."""
-    stored = RunRecord(run_dir).load_last()
+    record = RunRecord(run_dir)
+    stored = record.load_last()
     if stored is None:
         raise ConfigError(f"resume={cfg.resume}: no run to continue there (no checkpoints/last.pt)")
+    record.restore_hydra_files(stored.get("hydra_files", {}))  # Hydra just wrote this launch's
     merged = OmegaConf.create(stored["config"])
     given = {o.lstrip("+~").split("=")[0].split(".")[0] for o in HydraConfig.get().overrides.task}
     for key in given & set(RESUMABLE_KEYS):
