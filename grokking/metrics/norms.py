@@ -1,0 +1,32 @@
+"""Parameter norms: the total L2 norm sqrt(sum theta^2) that Omnigrok (Liu, Michaud & Tegmark 2022)
+tracks through grokking, and the same norm per group of parameters."""
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+
+def group_of(name: str) -> str:
+    """The group of a parameter: its path down to the first list index (``blocks.0``,
+    ``hidden.1``), else its top-level module (``embed``, ``readout``); a parameter held by the
+    model itself loses its ``_weight``/``_bias`` suffix (``token_weight`` -> ``token``)."""
+    parts = name.split(".")
+    if len(parts) > 2 and parts[1].isdigit():
+        return ".".join(parts[:2])
+    if len(parts) == 1:
+        return parts[0].removesuffix("_weight").removesuffix("_bias")
+    return parts[0]
+
+
+def weight_norms(model: nn.Module) -> dict:
+    """weight_norm over all parameters and norm/<group> per group (one norm kernel per parameter,
+    one device sync; the groups are combined in float64 on the host)."""
+    names, params = zip(*model.named_parameters())
+    norms = torch.stack([torch.linalg.vector_norm(p.detach()) for p in params]).tolist()
+    squares: dict[str, float] = {}
+    for name, norm in zip(names, norms):
+        squares[group_of(name)] = squares.get(group_of(name), 0.0) + norm**2
+    groups = {f"norm/{group}": math.sqrt(value) for group, value in squares.items()}
+    return {"weight_norm": math.sqrt(sum(squares.values())), **groups}
