@@ -71,6 +71,8 @@ def analyse(run_dir: Path, device: str = "auto", every: int = 1) -> list[dict]:
         values, logits, feats = evaluate(model, data, cfg, features=True)
         records.append({"step": snapshot["step"], **values, **suite(snapshot["step"], logits, feats)})
         embeddings.append(embedding(model).cpu() if suite.enabled("fourier") else None)
+    if suite.skipped:
+        records[0]["metrics/skipped"] = dict(suite.skipped)
     out = run_dir / "analysis"
     out.mkdir(exist_ok=True)
     (out / "metrics.jsonl").write_text("".join(json.dumps(jsonable(r)) + "\n" for r in records))

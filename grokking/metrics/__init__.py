@@ -7,8 +7,8 @@ group (conf/metrics/default.yaml); the definitions are in docs/metrics.md, one m
 norms, fourier, rank, progress_measures (restricted/excluded loss), probe.
 
 A metric that makes no sense for the model or data (restricted loss on S5, Fourier metrics on
-images) is skipped, and the reason is written once, under ``metrics/skipped``, into the first
-record the suite returns.
+images) is skipped, and the reason is written once, under ``metrics/skipped``, into the record
+of step 0.
 """
 from __future__ import annotations
 
@@ -77,7 +77,6 @@ class MetricSuite:
         self.model, self.data = model, data
         self.settings = settings if settings is not None else load_settings(cfg)
         self.numbers = {step: i for i, step in enumerate(sorted(eval_steps(cfg) | {0}))}
-        self.last_step = cfg.steps
         self.held = data.val_idx if len(data.val_idx) else torch.arange(len(data.labels), device=data.labels.device)
         self.fixed_key_freqs: list[int] | None = None  # set by analysis to use one run-wide set
         problems = {
@@ -87,7 +86,6 @@ class MetricSuite:
             "probe": None if len(data.train_idx) and len(data.val_idx) else "needs training and held-out inputs",
         }
         self.skipped = {g: why for g, why in problems.items() if why and self.period(g)}
-        self.notes_pending = bool(self.skipped)
         self.basis = fourier_basis(data.modulus, device=data.labels.device) if problems["fourier"] is None else None
 
     def period(self, group: str) -> int:
@@ -97,10 +95,11 @@ class MetricSuite:
         return self.period(group) > 0 and group not in self.skipped
 
     def due(self, group: str, step: int) -> bool:
-        """Enabled and at a multiple of its period (evaluations not on the schedule, such as the
-        final step, always count)."""
+        """Enabled, and the evaluation's number on the schedule is a multiple of the group's period
+        (an evaluation off the schedule, a final step between two scheduled ones, gets all). The
+        numbers do not depend on ``steps``, so a run extended later logs what one long run does."""
         number = self.numbers.get(step)
-        return self.enabled(group) and (number is None or step >= self.last_step or number % self.period(group) == 0)
+        return self.enabled(group) and (number is None or number % self.period(group) == 0)
 
     @property
     def wants_features(self) -> bool:
@@ -122,9 +121,8 @@ class MetricSuite:
         if self.due("probe", step):
             d = self.data
             out.update(probe_accuracies(features, d.labels, d.train_idx, d.val_idx, d.n_classes, self.settings.probe_ridge))
-        if self.notes_pending:
+        if step == 0 and self.skipped:
             out["metrics/skipped"] = dict(self.skipped)
-            self.notes_pending = False
         return out
 
     def fourier_powers(self) -> torch.Tensor:
