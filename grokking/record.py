@@ -93,7 +93,7 @@ class RunRecord:
         """Write ``last.pt``; with ``snapshot`` also keep the model at this step for analysis."""
         atomic_write(self.last_path, lambda tmp: torch.save(state, tmp))
         if snapshot:
-            keep = {k: state[k] for k in ("step", "model", "config")}
+            keep = {k: state[k] for k in ("step", "model", "config", "metrics") if k in state}
             path = self.checkpoint_dir / f"step_{state['step']:07d}.pt"
             atomic_write(path, lambda tmp: torch.save(keep, tmp))
 

@@ -202,6 +202,7 @@ def run_training(cfg, config: dict, record: RunRecord, stored: dict | None, star
             "grad_filter": grad_filter.state_dict() if grad_filter else None,
             "batches": batches.state_dict(), "rng": torch.get_rng_state(),
             "wall_time_s": wall_before + time.time() - started, "config": config, "hydra_files": hydra_files,
+            "metrics": metrics.checkpoint_extras(),
         }
 
     def summary(status: str) -> dict:
@@ -292,5 +293,24 @@ def main(cfg: DictConfig) -> dict:
         sys.exit(2)
 
 
+PATH_KEYS = ("resume", "init_from", "out_dir")
+
+
+def quote_path_overrides(argv: list[str]) -> list[str]:
+    """Quote the values of path overrides for Hydra's grammar.
+
+    Run folders are named from overrides (``runs/op=sub,wd=1.0``); unquoted, Hydra would read the
+    ``=`` and ``,`` in ``resume=runs/op=sub,wd=1.0`` as syntax. Already quoted values are kept.
+    """
+    quoted = []
+    for arg in argv:
+        key, sep, value = arg.partition("=")
+        if sep and key in PATH_KEYS and value[:1] not in ("'", '"', ""):
+            arg = f"{key}='{value.replace(chr(39), chr(92) + chr(39))}'"
+        quoted.append(arg)
+    return quoted
+
+
 if __name__ == "__main__":
+    sys.argv = quote_path_overrides(sys.argv)
     main()
