@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from grokking.errors import ConfigError
+from grokking.images import digits, mnist
 from grokking.ops import make_table
 
 
@@ -68,7 +69,7 @@ def arithmetic(cfg) -> Dataset:
     )
 
 
-BUILDERS = {"arithmetic": arithmetic}
+BUILDERS = {"arithmetic": arithmetic, "mnist": mnist, "digits": digits}
 
 
 def build_dataset(cfg) -> Dataset:
