@@ -169,6 +169,8 @@ def train(cfg: DictConfig, run_dir: Path) -> dict:
 def run_training(cfg, config: dict, record: RunRecord, stored: dict | None, started: float, logger) -> dict:
     check_settings(cfg)
     set_determinism(cfg.deterministic)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
     device = pick_device(cfg.device)
     data = build_dataset(cfg).to(device)
     torch.manual_seed(cfg.seed)
