@@ -17,6 +17,7 @@ from hydra import compose, initialize_config_dir
 import torch
 import torch.nn.functional as F
 from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from grokking.data import build_dataset
@@ -292,6 +293,8 @@ def main(cfg: DictConfig) -> dict:
         return train(cfg, run_dir)
     except ConfigError as e:
         print(f"grokking: error: {e}", file=sys.stderr)
+        if HydraConfig.get().mode == RunMode.MULTIRUN:
+            raise  # jobs of a grid may share this process: let Hydra record the failure and go on
         sys.exit(2)
 
 

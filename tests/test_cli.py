@@ -99,3 +99,11 @@ def test_changed_config_in_the_same_folder_is_refused(tmp_path):
     out = cli(QUICK + ["out_dir=o", "hydra.run.dir=o/x", "lr=0.01"], tmp_path)
     assert out.returncode == 2 and "optimizer.lr: 0.001 -> 0.01" in out.stderr
     assert "lr: 0.001" in (tmp_path / "o" / "x" / ".hydra" / "config.yaml").read_text()
+
+
+def test_a_failing_job_does_not_stop_a_local_grid(tmp_path):
+    out = cli(["-m", *QUICK, "frac=1.5,0.5", "sweep_name=g"], tmp_path)
+    assert out.returncode != 0 and "split.frac=1.5 is out of range" in out.stderr
+    sweep = tmp_path / "runs" / "sweeps" / "g"
+    status = {p.name: json.loads((p / "summary.json").read_text())["status"] for p in sweep.iterdir() if p.is_dir()}
+    assert status == {"eval_every=10,frac=1.5,p=47": "failed", "eval_every=10,frac=0.5,p=47": "completed"}
