@@ -23,13 +23,13 @@ def build_optimizer(cfg, params) -> torch.optim.Optimizer:
     raise ConfigError(f"unknown optimizer '{name}'; allowed: adamw, adam, sgd")
 
 
-def set_warmup_lr(optimizer, cfg, step: int) -> None:
+def set_warmup_lr(optimizer, cfg: dict, step: int) -> None:
     """Linear warmup: the learning rate of step ``step`` (0-based) is a pure function of the step,
-    so resuming needs no scheduler state."""
-    if cfg.warmup_steps > 0:
-        scale = min(1.0, (step + 1) / cfg.warmup_steps)
+    so resuming needs no scheduler state. ``cfg`` is the optimizer config as a plain dict."""
+    if cfg["warmup_steps"] > 0 and step <= cfg["warmup_steps"]:
+        scale = min(1.0, (step + 1) / cfg["warmup_steps"])
         for group in optimizer.param_groups:
-            group["lr"] = cfg.lr * scale
+            group["lr"] = cfg["lr"] * scale
 
 
 class GradFilter:

@@ -226,10 +226,14 @@ def run_training(cfg, config: dict, record: RunRecord, stored: dict | None, star
         record.write_summary(summary("running"))
         return rec
 
+    # plain values for the hot loop: a DictConfig lookup costs tens of microseconds
+    steps, checkpoint_every, early_stop = cfg.steps, cfg.checkpoint_every, cfg.early_stop
+    loss_kind, loss_dtype, warmup = cfg.loss, cfg.loss_dtype, OmegaConf.to_container(cfg.optimizer, resolve=True)
+
     def done() -> bool:
         last = history[-1] if history else {}
-        grokked = cfg.early_stop is not None and (last.get("val/acc") or 0) >= cfg.early_stop
-        return step >= cfg.steps or grokked
+        grokked = early_stop is not None and (last.get("val/acc") or 0) >= early_stop
+        return step >= steps or grokked
 
     x_train, y_train = data.inputs[data.train_idx], data.labels[data.train_idx]
     forward = torch.compile(model) if cfg.compile else model
@@ -240,22 +244,22 @@ def run_training(cfg, config: dict, record: RunRecord, stored: dict | None, star
         progress.update(step, log_eval())
     with StopSignals() as signals:
         while not done():
-            set_warmup_lr(optimizer, cfg.optimizer, step)
+            set_warmup_lr(optimizer, warmup, step)
             if full_batch:
                 x, y = x_train, y_train
             else:
                 idx = batches.next()
                 x, y = x_train[idx], y_train[idx]
-            loss = per_example_loss(forward(x), y, cfg.loss, cfg.loss_dtype).mean()
+            loss = per_example_loss(forward(x), y, loss_kind, loss_dtype).mean()
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if grad_filter:
                 grad_filter.apply()
             optimizer.step()
             step += 1
-            if step in schedule or step == cfg.steps:
-                progress.update(step, log_eval(), final=step == cfg.steps)
-            if step % cfg.checkpoint_every == 0 or done():
+            if step in schedule or step == steps:
+                progress.update(step, log_eval(), final=step == steps)
+            if step % checkpoint_every == 0 or done():
                 record.save(state(), snapshot=True)
             if signals.received is not None:
                 record.save(state(), snapshot=False)
