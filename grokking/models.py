@@ -103,7 +103,9 @@ class MLP(nn.Module):
         """Pre-activation of the first hidden layer for one-hot tokens (a gather), else None."""
         if self.embedding != "onehot":
             return None
-        h = F.embedding(self.offsets(x), self.token_weight).sum(dim=1)
+        h = F.embedding(x[:, 0], self.token_weight)  # one gather per operand: no (N, 2, width) copy
+        for i in range(1, self.n_operands):
+            h = h + F.embedding(x[:, i] + i * self.n_values, self.token_weight)
         return h if self.token_bias is None else h + self.token_bias
 
     def inputs(self, x):

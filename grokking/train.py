@@ -240,6 +240,7 @@ def run_training(cfg, config: dict, record: RunRecord, stored: dict | None, star
     full_batch = cfg.batch_size is None or cfg.batch_size >= len(data.train_idx)
     schedule = eval_steps(cfg)
     progress = Progress(cfg.progress, cfg.steps, step, cfg.progress_every_s)
+    started = time.time()  # wall_time_s counts the loop and its evaluations, not the set-up
     if not history:
         progress.update(step, log_eval())
     with StopSignals() as signals:
