@@ -1,6 +1,15 @@
-"""Shared pytest setup. The SLURM cluster fixture is imported by the modules that use it
-(``from tests.slurm_fixture import slurm_cluster``)."""
+"""Shared pytest fixtures (markers are registered in pyproject.toml). The SLURM cluster fixture
+is imported by the modules that use it (``from tests.slurm_fixture import slurm_cluster``)."""
+
+import pytest
 
 
-def pytest_configure(config):
-    config.addinivalue_line("markers", "slurm: needs the local SLURM cluster of scripts/slurm (root, apt)")
+@pytest.fixture
+def offline_wandb(tmp_path, monkeypatch):
+    """W&B offline and quiet, with nothing written outside tmp_path (online mode hangs here)."""
+    for var in ("WANDB_API_KEY", "WANDB_BASE_URL", "WANDB_RUN_ID", "WANDB_RESUME"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    for var in ("WANDB_DIR", "WANDB_CONFIG_DIR", "WANDB_CACHE_DIR", "WANDB_DATA_DIR"):
+        monkeypatch.setenv(var, str(tmp_path / "wandb_home"))

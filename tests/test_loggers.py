@@ -15,15 +15,7 @@ from grokking.loggers import RUN_ID_FILE, NullLogger, WandbLogger, make_logger
 from grokking.wandb_offline import find_offline_runs, read_run
 
 
-@pytest.fixture(autouse=True)
-def wandb_env(tmp_path, monkeypatch):
-    """Offline, quiet, and nothing written outside tmp_path."""
-    for var in ("WANDB_API_KEY", "WANDB_BASE_URL", "WANDB_RUN_ID", "WANDB_RESUME"):
-        monkeypatch.delenv(var, raising=False)
-    monkeypatch.setenv("WANDB_MODE", "offline")
-    monkeypatch.setenv("WANDB_SILENT", "true")
-    for var in ("WANDB_DIR", "WANDB_CONFIG_DIR", "WANDB_CACHE_DIR", "WANDB_DATA_DIR"):
-        monkeypatch.setenv(var, str(tmp_path / "wandb_home"))
+pytestmark = pytest.mark.usefixtures("offline_wandb")
 
 
 def make_cfg(**logger):

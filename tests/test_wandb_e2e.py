@@ -16,15 +16,8 @@ RUN = "eval_every=10,frac=0.5,p=47"  # the run folder of QUICK (logger and steps
 
 
 @pytest.fixture(autouse=True)
-def wandb_env(tmp_path, monkeypatch):
-    """Offline, quiet, nothing written outside tmp_path; one CPU thread (the machine is shared)."""
-    for var in ("WANDB_API_KEY", "WANDB_BASE_URL", "WANDB_RUN_ID", "WANDB_RESUME"):
-        monkeypatch.delenv(var, raising=False)
-    monkeypatch.setenv("WANDB_MODE", "offline")
-    monkeypatch.setenv("WANDB_SILENT", "true")
-    monkeypatch.setenv("OMP_NUM_THREADS", "1")
-    for var in ("WANDB_DIR", "WANDB_CONFIG_DIR", "WANDB_CACHE_DIR", "WANDB_DATA_DIR"):
-        monkeypatch.setenv(var, str(tmp_path / "wandb_home"))
+def wandb_env(offline_wandb):
+    """Offline W&B (conftest) and one CPU thread (the machine is shared)."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     yield
