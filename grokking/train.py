@@ -155,10 +155,9 @@ def train(cfg: DictConfig, run_dir: Path) -> dict:
         except ConfigError:
             record.restore_hydra_files(stored.get("hydra_files", {}))
             raise
-    started = time.time()
     try:
         with make_logger(cfg, run_dir) as logger:
-            return run_training(cfg, config, record, stored, started, logger)
+            return run_training(cfg, config, record, stored, logger)
     except BaseException as e:
         status = "interrupted" if isinstance(e, (KeyboardInterrupt, SystemExit)) else "failed"
         summary = record.read_summary()
@@ -167,7 +166,7 @@ def train(cfg: DictConfig, run_dir: Path) -> dict:
         raise
 
 
-def run_training(cfg, config: dict, record: RunRecord, stored: dict | None, started: float, logger) -> dict:
+def run_training(cfg, config: dict, record: RunRecord, stored: dict | None, logger) -> dict:
     check_settings(cfg)
     set_determinism(cfg.deterministic)
     if cfg.threads:
