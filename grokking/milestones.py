@@ -17,3 +17,17 @@ def milestones(records: list[dict], memorize_at: float, grok_at: float) -> dict:
     grokked = first_step(records, "val/acc", grok_at)
     gap = grokked - memorized if memorized is not None and grokked is not None else None
     return {"steps_to_memorize": memorized, "steps_to_grok": grokked, "grok_gap": gap}
+
+
+def update(marks: dict, record: dict, memorize_at: float, grok_at: float) -> list[str]:
+    """Fold one new evaluation into ``marks`` (as returned by ``milestones``); return the
+    milestones it reached for the first time."""
+    reached = []
+    for key, metric, threshold in (("steps_to_memorize", "train/acc", memorize_at), ("steps_to_grok", "val/acc", grok_at)):
+        value = record.get(metric)
+        if marks[key] is None and value is not None and value >= threshold:
+            marks[key] = record["step"]
+            reached.append(key)
+    if marks["grok_gap"] is None and None not in (marks["steps_to_memorize"], marks["steps_to_grok"]):
+        marks["grok_gap"] = marks["steps_to_grok"] - marks["steps_to_memorize"]
+    return reached

@@ -34,6 +34,13 @@ class Progress:
             self.last_line = time.monotonic()
             print(f"step {step}/{self.total}  {text}  train_loss {record['train/loss']:.3g}", flush=True)
 
+    def note(self, text: str) -> None:
+        """A one-off line (a milestone) that stays visible above the bar."""
+        if self.bar is not None:
+            self.bar.write(text)
+        elif self.mode == "lines":
+            print(text, flush=True)
+
     def close(self) -> None:
         if self.bar is not None:
             self.bar.close()

@@ -25,6 +25,7 @@ from grokking.errors import ConfigError
 from grokking.loggers import make_logger
 from grokking.metrics import MetricSuite
 from grokking.milestones import milestones
+from grokking.milestones import update as update_milestones
 from grokking.models import build_model
 from grokking.optim import build_grad_filter, build_optimizer, set_warmup_lr
 from grokking.preemption import StopSignals
@@ -33,6 +34,7 @@ from grokking.record import RESUMABLE_KEYS, RunRecord, check_same_run
 from grokking.schedule import eval_steps
 
 CONF_DIR = str(Path(__file__).resolve().parent.parent / "conf")
+MILESTONE_NAMES = {"steps_to_memorize": "memorised", "steps_to_grok": "grokked"}
 OmegaConf.register_new_resolver("run_name", lambda overrides: overrides or "default", replace=True)
 OmegaConf.register_new_resolver("run_dir", lambda resume, default: resume or default, replace=True)
 
@@ -197,6 +199,7 @@ def run_training(cfg, config: dict, record: RunRecord, stored: dict | None, logg
     else:
         record.keep_metrics_until(-1)
     hydra_files = stored.get("hydra_files") if stored else record.hydra_files()
+    marks = milestones(history, cfg.memorize_at, cfg.grok_at)
 
     def state() -> dict:
         return {
@@ -209,8 +212,7 @@ def run_training(cfg, config: dict, record: RunRecord, stored: dict | None, logg
 
     def summary(status: str) -> dict:
         wall = wall_before + time.time() - started
-        out = {"status": status, "step": step, "steps": cfg.steps, **(history[-1] if history else {})}
-        out.update(milestones(history, cfg.memorize_at, cfg.grok_at))
+        out = {"status": status, "step": step, "steps": cfg.steps, **(history[-1] if history else {}), **marks}
         out.update(wall_time_s=round(wall, 3), device=str(device), run_dir=str(record.dir))
         return out
 
@@ -220,6 +222,8 @@ def run_training(cfg, config: dict, record: RunRecord, stored: dict | None, logg
         if rec["train/loss"] != rec["train/loss"]:
             raise FloatingPointError(f"training diverged: train/loss is NaN at step {step}")
         history.append(rec)
+        for key in update_milestones(marks, rec, cfg.memorize_at, cfg.grok_at):
+            progress.note(f"{MILESTONE_NAMES[key]} at step {step}: train {rec['train/acc']:.3f}, val {rec['val/acc']:.3f}")
         record.append(rec)
         logger.log(rec)
         record.write_summary(summary("running"))
