@@ -27,25 +27,7 @@ done
 
 log() { echo "slurm stop: $*" >&2; }
 
-# See start.sh: "<state> <starttime>" from /proc/<pid>/stat.
-proc_info() {
-    local stat
-    stat="$(cat "/proc/$1/stat" 2>/dev/null)" || return 1
-    stat="${stat##*) }"
-    # shellcheck disable=SC2086
-    set -- $stat
-    echo "$1 ${20}"
-}
-
-# Alive = exists, is not a zombie, and is the process we started. Not `kill -0`:
-# an exited daemon whose parent (PID 1 here) does not reap it stays a zombie,
-# and kill -0 succeeds on zombies.
-pid_alive() {
-    local info
-    info="$(proc_info "$1")" || return 1
-    [ "${info%% *}" != Z ] || return 1
-    [ -z "${2:-}" ] || [ "${info#* }" = "$2" ]
-}
+source "$(dirname "${BASH_SOURCE[0]}")/procs.sh"  # proc_info, pid_alive
 
 # Wait up to $3 seconds for pid $1 (starttime $2) to exit.
 wait_gone() {
