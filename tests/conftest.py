@@ -1,7 +1,8 @@
-"""Shared pytest fixtures (markers are registered in pyproject.toml). The SLURM cluster fixture
-is imported by the modules that use it (``from tests.slurm_fixture import slurm_cluster``)."""
+"""Shared pytest fixtures (markers are registered in pyproject.toml)."""
 
 import pytest
+
+from tests.slurm_fixture import slurm_cluster  # noqa: F401  (session fixture: the local SLURM cluster)
 
 
 @pytest.fixture

@@ -1,9 +1,6 @@
 """A real single-node SLURM cluster (with accounting) for tests, from scripts/slurm.
 
-Use it by importing the fixture into a test module (or into tests/conftest.py,
-which shares one instance with every module)::
-
-    from tests.slurm_fixture import slurm_cluster  # noqa: F401
+tests/conftest.py imports the fixture, so every test module can ask for it::
 
     def test_something(slurm_cluster):
         subprocess.run(["sbatch", ...], env=slurm_cluster["env"], check=True)

@@ -1,7 +1,6 @@
 """Model shapes, the token maps the Fourier metrics read, and clear errors for bad shapes."""
 import pytest
 import torch
-from omegaconf import OmegaConf
 
 from grokking.errors import ConfigError
 from grokking.models import MLP, Transformer

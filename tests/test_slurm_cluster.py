@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 
-from tests.slurm_fixture import slurm_cluster  # noqa: F401  (pytest fixture)
 
 pytestmark = [pytest.mark.slow, pytest.mark.slurm]
 

@@ -14,7 +14,6 @@ from pathlib import Path
 import pytest
 
 from tests.helpers import FAST, REPO, metrics
-from tests.slurm_fixture import slurm_cluster  # noqa: F401  (pytest fixture)
 
 pytestmark = [pytest.mark.slow, pytest.mark.slurm]
 
