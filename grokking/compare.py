@@ -13,7 +13,6 @@ steps_to_grok is averaged over the runs that grokked; the ``grokked`` column tel
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import re
 import statistics
@@ -23,7 +22,7 @@ from pathlib import Path
 
 import yaml
 
-from grokking.record import RESUMABLE_KEYS
+from grokking.record import RESUMABLE_KEYS, RunRecord
 
 REPEAT_KEY = "seed"
 OUTCOMES = ("train/acc", "val/acc", "steps_to_memorize", "steps_to_grok", "grok_gap", "fourier_ipr")
@@ -56,24 +55,13 @@ def load_sweep(folder: Path) -> list[Run]:
 
 
 def _load_run_dir(run_dir: Path) -> Run:
-    records = _read_metrics(run_dir)
+    record = RunRecord(run_dir)
+    records = record.read_metrics()
     final = {k: v for r in records for k, v in r.items() if v is not None}
-    final.update(json.loads((run_dir / "summary.json").read_text()))
+    final.update(record.read_summary())
     overrides_file = run_dir / ".hydra" / "overrides.yaml"
     overrides = yaml.safe_load(overrides_file.read_text()) if overrides_file.is_file() else []
     return Run(run_dir.name, parse_overrides(overrides or []), final, _curve(records, "step"))
-
-
-def _read_metrics(run_dir: Path) -> list[dict]:
-    """metrics.jsonl's complete lines, as RunRecord.read_metrics (which would create folders)."""
-    path = run_dir / "metrics.jsonl"
-    records = []
-    for line in path.read_text().splitlines() if path.is_file() else []:
-        try:
-            records.append(json.loads(line))
-        except json.JSONDecodeError:
-            break
-    return records
 
 
 def load_wandb_group(project_path: str, group: str) -> list[Run]:

@@ -50,8 +50,7 @@ class RunRecord:
         self.dir = Path(run_dir)
         self.metrics_path = self.dir / "metrics.jsonl"
         self.summary_path = self.dir / "summary.json"
-        self.checkpoint_dir = self.dir / "checkpoints"
-        self.checkpoint_dir.mkdir(parents=True, exist_ok=True)
+        self.checkpoint_dir = self.dir / "checkpoints"  # made by the first save: reading creates nothing
 
     # --- metrics.jsonl -----------------------------------------------------------------------
     def read_metrics(self) -> list[dict]:
@@ -91,6 +90,7 @@ class RunRecord:
 
     def save(self, state: dict, snapshot: bool) -> None:
         """Write ``last.pt``; with ``snapshot`` also keep the model at this step for analysis."""
+        self.checkpoint_dir.mkdir(parents=True, exist_ok=True)
         atomic_write(self.last_path, lambda tmp: torch.save(state, tmp))
         if snapshot:
             keep = {k: state[k] for k in ("step", "model", "config", "metrics") if k in state}

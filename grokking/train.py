@@ -148,6 +148,7 @@ def load_weights(model, source: str) -> None:
 
 def train(cfg: DictConfig, run_dir: Path) -> dict:
     """Train (or continue) the run in ``run_dir`` and return its summary."""
+    run_dir.mkdir(parents=True, exist_ok=True)
     record = RunRecord(run_dir)
     config = OmegaConf.to_container(cfg, resolve=True)
     stored = record.load_last()
