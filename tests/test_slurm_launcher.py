@@ -121,7 +121,13 @@ def test_grid_runs_as_one_array_and_a_failing_run_does_not_stop_the_others(slurm
     assert "2 of 6 runs failed" in out
     logs = {Path(r["stderr"]).parent for r in summary["runs"]}  # submitit's logs, a folder per job
     assert len(logs) == 6 and all(p.parent == sweep / ".submitit" and p.is_dir() for p in logs)
-    states = sacct(slurm_cluster, array.pop())
+    job = array.pop()
+
+    def all_six():  # slurmdbd records tasks asynchronously: the last may lag the sweep's end
+        rows = sacct(slurm_cluster, job)
+        return rows if len(rows) == 6 else None
+
+    states = wait_for("sacct to list all 6 tasks", all_six, 30)
     assert len(states) == 6 and {name for _, name, _, _ in states} == {"grokking"}
     # the table again, from the run folders alone
     table = subprocess.run([sys.executable, "-m", "grokking.launcher", str(sweep)], capture_output=True, text=True)
