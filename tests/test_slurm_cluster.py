@@ -36,13 +36,14 @@ def sacct_rows(cluster: dict, job: str, fields: str = "JobID,State,ExitCode", du
     return [line.split("|") for line in _run(cluster, *cmd).splitlines() if line]
 
 
-def wait_final(cluster: dict, job: str, timeout: float = 90) -> list[list[str]]:
-    """Wait until sacct shows every (array) task of `job` in a final state."""
+def wait_final(cluster: dict, job: str, tasks: int = 1, timeout: float = 90) -> list[list[str]]:
+    """Wait until sacct shows all `tasks` (array) tasks of `job` in a final state.
+    slurmdbd records tasks asynchronously, so a finished task may be missing for a moment."""
     deadline = time.monotonic() + timeout
     while True:
         rows = sacct_rows(cluster, job, "JobID,State,ExitCode,Start,End")
         # "CANCELLED by 0" -> "CANCELLED"
-        if rows and all(r[1].split()[0] in FINAL for r in rows):
+        if len(rows) == tasks and all(r[1].split()[0] in FINAL for r in rows):
             return rows
         if time.monotonic() > deadline:
             show = subprocess.run(["scontrol", "show", "job", job], env=cluster["env"],
@@ -74,7 +75,7 @@ def test_failing_job_is_failed(slurm_cluster, tmp_path):
 
 def test_array_tasks_share_the_node(slurm_cluster, tmp_path):
     job = sbatch(slurm_cluster, tmp_path, "--array=0-3", "--wrap", "sleep 3")
-    rows = wait_final(slurm_cluster, job)
+    rows = wait_final(slurm_cluster, job, tasks=4)
     assert sorted(r[0] for r in rows) == [f"{job}_{i}" for i in range(4)]
     assert {r[1] for r in rows} == {"COMPLETED"}
     cpus = int(_run(slurm_cluster, "sinfo", "-h", "-o", "%c").split()[0])
