@@ -13,13 +13,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import hydra
-from hydra import compose, initialize_config_dir
 import torch
 import torch.nn.functional as F
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
+from grokking.config import CONF_DIR, check_command_line, quote_path_overrides
 from grokking.data import build_dataset
 from grokking.errors import ConfigError
 from grokking.loggers import make_logger
@@ -33,16 +33,9 @@ from grokking.progress import Progress
 from grokking.record import RESUMABLE_KEYS, RunRecord, check_same_run
 from grokking.schedule import eval_steps
 
-CONF_DIR = str(Path(__file__).resolve().parent.parent / "conf")
 MILESTONE_NAMES = {"steps_to_memorize": "memorised", "steps_to_grok": "grokked"}
 OmegaConf.register_new_resolver("run_name", lambda overrides: overrides or "default", replace=True)
 OmegaConf.register_new_resolver("run_dir", lambda resume, default: resume or default, replace=True)
-
-
-def compose_config(overrides: list[str] = ()) -> DictConfig:
-    """The config ``python -m grokking.train OVERRIDES`` would run (for tests, scripts, notebooks)."""
-    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
-        return compose(config_name="config", overrides=list(overrides))
 
 
 @dataclass
@@ -95,15 +88,18 @@ def set_determinism(on: bool) -> None:
 
 
 def check_settings(cfg) -> None:
-    checks = {
-        "steps": cfg.steps >= 0,
-        "eval_every": cfg.eval_every >= 1,
-        "checkpoint_every": cfg.checkpoint_every >= 1,
-        "batch_size": cfg.batch_size is None or cfg.batch_size >= 1,
+    def count(value, least: int) -> bool:
+        return isinstance(value, int) and not isinstance(value, bool) and value >= least
+
+    checks = {  # key: (its value is fine, what is allowed)
+        "steps": (count(cfg.steps, 0), "an integer >= 0"),
+        "eval_every": (count(cfg.eval_every, 1), "an integer >= 1"),
+        "checkpoint_every": (count(cfg.checkpoint_every, 1), "an integer >= 1"),
+        "batch_size": (cfg.batch_size is None or count(cfg.batch_size, 1), "an integer >= 1 or null"),
     }
-    for key, ok in checks.items():
+    for key, (ok, allowed) in checks.items():
         if not ok:
-            raise ConfigError(f"{key}={cfg[key]} is invalid; it must be a positive integer" + (" or null" if key == "batch_size" else ""))
+            raise ConfigError(f"{key}={cfg[key]} is invalid; it must be {allowed}")
     if cfg.loss not in ("ce", "mse"):
         raise ConfigError(f"loss={cfg.loss} is invalid; allowed: ce, mse")
     if cfg.loss_dtype not in ("float32", "float64"):
@@ -301,30 +297,21 @@ def main(cfg: DictConfig) -> dict:
             cfg = resume_config(cfg, run_dir)
         return train(cfg, run_dir)
     except ConfigError as e:
+        if HydraConfig.get().mode != RunMode.MULTIRUN:
+            fail(e)
         print(f"grokking: error: {e}", file=sys.stderr)
-        if HydraConfig.get().mode == RunMode.MULTIRUN:
-            raise  # jobs of a grid may share this process: let Hydra record the failure and go on
-        sys.exit(2)
+        raise  # jobs of a grid may share this process: let Hydra record the failure and go on
 
 
-PATH_KEYS = ("resume", "init_from", "out_dir")
-
-
-def quote_path_overrides(argv: list[str]) -> list[str]:
-    """Quote the values of path overrides for Hydra's grammar.
-
-    Run folders are named from overrides (``runs/op=sub,wd=1.0``); unquoted, Hydra would read the
-    ``=`` and ``,`` in ``resume=runs/op=sub,wd=1.0`` as syntax. Already quoted values are kept.
-    """
-    quoted = []
-    for arg in argv:
-        key, sep, value = arg.partition("=")
-        if sep and key in PATH_KEYS and value[:1] not in ("'", '"', ""):
-            arg = f"{key}='{value.replace(chr(39), chr(92) + chr(39))}'"
-        quoted.append(arg)
-    return quoted
+def fail(error: ConfigError):
+    print(f"grokking: error: {error}", file=sys.stderr)
+    sys.exit(2)
 
 
 if __name__ == "__main__":
     sys.argv = quote_path_overrides(sys.argv)
+    try:
+        check_command_line(sys.argv[1:])
+    except ConfigError as e:
+        fail(e)
     main()

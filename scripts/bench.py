@@ -25,7 +25,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from grokking.train import compose_config, train
+from grokking.config import compose_config
+from grokking.train import train
 
 QUAD_MLP = ["p=97", "frac=0.5"]
 POWER = ["experiment=power2022"]  # as shipped: log-spaced evaluation, as openai/grok

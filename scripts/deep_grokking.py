@@ -22,7 +22,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 
-from grokking.train import compose_config, train  # noqa: E402
+from grokking.config import compose_config
+from grokking.train import train  # noqa: E402
 
 RUNS = {
     "digits": {"alpha=8": ["experiment=deep_digits"], "alpha=1": ["experiment=deep_digits", "model.init_scale=1"]},

@@ -30,6 +30,7 @@ def test_short_knobs_reach_their_groups(tmp_path):
     (["model=transformer", "model.heads=5"], "model.heads=5 does not divide model.width=128"),
     (["op=expr", "op.expr=a+os"], "op.expr='a+os': 'os' is not allowed"),
     (["frac=0"], "split.frac=0 is out of range"),
+    (["batch_size=abc"], "batch_size=abc is invalid; it must be an integer >= 1 or null"),
 ])
 def test_bad_input_is_one_line_and_nonzero(tmp_path, args, message):
     out = cli(QUICK + args, tmp_path)
@@ -39,9 +40,16 @@ def test_bad_input_is_one_line_and_nonzero(tmp_path, args, message):
     assert "Traceback" not in out.stderr
 
 
-def test_unknown_group_option_lists_the_allowed_ones(tmp_path):
-    out = cli(QUICK + ["op=pow"], tmp_path)
-    assert out.returncode != 0 and "Could not find 'op/pow'" in out.stderr and "add" in out.stderr
+@pytest.mark.parametrize("args, message", [
+    (["op=pow"], "op=pow is not an option; allowed: add, div, "),
+    (["-m", "wd=0.1,abc"], "in wd=0.1,abc: wd=abc is not a number"),
+])
+def test_bad_override_is_one_line_before_anything_runs(tmp_path, args, message):
+    out = cli([*args, *QUICK], tmp_path)  # more cases in test_config.py
+    assert out.returncode == 2, out.stderr
+    [line] = out.stderr.strip().splitlines()
+    assert line.startswith("grokking: error: ") and message in line
+    assert not (tmp_path / "runs").exists()
 
 
 def test_multirun_grid_has_one_folder_per_run(tmp_path):

@@ -13,7 +13,7 @@ from hydra.utils import instantiate
 from submitit.slurm.slurm import _make_sbatch_string
 
 from grokking.launcher import MainTask, _executor, format_table, write_summary
-from grokking.train import CONF_DIR
+from grokking.config import CONF_DIR
 from tests.helpers import FAST, cli
 
 CLUSTER = ["hydra.launcher.partition=debug", "hydra.launcher.gpus_per_node=null",

@@ -131,7 +131,7 @@ def test_keys_that_may_change_on_resume_stay_out_of_folder_names():
     from hydra import compose, initialize_config_dir
 
     from grokking.record import RESUMABLE_KEYS
-    from grokking.train import CONF_DIR
+    from grokking.config import CONF_DIR
 
     with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
         hydra_cfg = compose(config_name="config", return_hydra_config=True).hydra

@@ -1,0 +1,166 @@
+"""The config: where its files live, composing it without Hydra's entrypoint, and checking the
+command line's overrides against it before Hydra runs them.
+
+Hydra reports an unknown group option or key in several lines, and a value of the wrong type
+(``wd=abc``) only fails deep inside torch. Here each becomes one ``ConfigError`` naming the
+override and what is allowed; for a ``-m`` grid that is before any job is launched. Only what
+the config files tell is checked: ranges and combinations are checked where values are used.
+"""
+from __future__ import annotations
+
+import difflib
+import functools
+from pathlib import Path
+
+from hydra import compose, initialize_config_dir
+from hydra._internal.utils import get_args_parser
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.override_parser.types import Glob, Override, Transformer
+from hydra.errors import OverrideParseException
+from omegaconf import DictConfig, ListConfig, OmegaConf
+
+from grokking.errors import ConfigError
+
+CONF_DIR = str(Path(__file__).resolve().parent.parent / "conf")
+PATH_KEYS = ("resume", "init_from", "out_dir")
+_ABSENT = object()
+
+
+def compose_config(overrides: list[str] = ()) -> DictConfig:
+    """The config ``python -m grokking.train OVERRIDES`` would run (for tests, scripts, notebooks)."""
+    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+        return compose(config_name="config", overrides=list(overrides))
+
+
+def quote_path_overrides(argv: list[str]) -> list[str]:
+    """Quote the values of path overrides for Hydra's grammar.
+
+    Run folders are named from overrides (``runs/op=sub,wd=1.0``); unquoted, Hydra would read the
+    ``=`` and ``,`` in ``resume=runs/op=sub,wd=1.0`` as syntax. Already quoted values are kept.
+    """
+    quoted = []
+    for arg in argv:
+        key, sep, value = arg.partition("=")
+        if sep and key in PATH_KEYS and value[:1] not in ("'", '"', "") and value != "null":
+            arg = f"{key}='{value.replace(chr(39), chr(92) + chr(39))}'"
+        quoted.append(arg)
+    return quoted
+
+
+def check_command_line(argv: list[str]) -> None:
+    """Raise ConfigError for the first bad override in ``argv`` (the arguments after the program)."""
+    args, _ = get_args_parser().parse_known_args(argv)  # Hydra's own flags (-m, --cfg, -cn, ...)
+    if args.config_path or args.config_name or args.config_dir or args.help or args.hydra_help \
+            or args.info or args.shell_completion:
+        return  # another config or no run: leave it to Hydra
+    try:
+        overrides = OverridesParser.create().parse_overrides(args.overrides)
+    except OverrideParseException as e:
+        raise ConfigError(" ".join(str(e).split())) from None
+    overrides = [o for o in overrides if not o.is_hydra_override()]
+    sweeps = [o.input_line for o in overrides if o.is_sweep_override()]
+    if sweeps and not args.multirun:
+        raise ConfigError(f"{sweeps[0]} is a sweep: add -m to run it as a grid")
+    options = group_options(Path(CONF_DIR))
+    groups = [o for o in overrides if o.key_or_group in options and not o.is_delete()]
+    for o in groups:
+        check_group_choice(o, options[o.key_or_group])
+    base = compose_config([f"{o.key_or_group}={choices(o, options[o.key_or_group])[0]}" for o in groups])
+    for o in overrides:
+        if o.key_or_group not in options and not (o.is_add() or o.is_force_add() or o.is_delete()):
+            check_value(o, base)
+
+
+def group_options(conf_dir: Path) -> dict[str, list[str]]:
+    """{group: its option names} for each config group folder."""
+    return {d.name: sorted(f.stem for f in d.glob("*.yaml")) for d in conf_dir.iterdir() if d.is_dir()}
+
+
+@functools.cache
+def nullable_keys(conf_dir: str) -> set[str]:
+    """Keys that some config file sets to null: those may be null on the command line too."""
+    found = set()
+    for path in Path(conf_dir).rglob("*.yaml"):
+        group = path.parent.relative_to(conf_dir).as_posix()
+        package = "" if group == "." or path.read_text().startswith("# @package _global_") else group
+        tree = OmegaConf.to_container(OmegaConf.load(path), resolve=False)
+        tree.pop("defaults", None)
+        found |= {f"{package}.{key}".lstrip(".") for key in null_leaves(tree)}
+    return found
+
+
+def null_leaves(tree: dict, prefix: str = ""):
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            yield from null_leaves(value, f"{prefix}{key}.")
+        elif value is None:
+            yield f"{prefix}{key}"
+
+
+def choices(o: Override, options: list[str]) -> list:
+    """The values an override gives its key: one, or each of a sweep's."""
+    value = o.value()
+    if isinstance(value, Glob):
+        return value.filter(options)
+    return list(o.sweep_iterator()) if o.is_sweep_override() else [value]
+
+
+def check_group_choice(o: Override, options: list[str]) -> None:
+    allowed = f"allowed: {', '.join(options)}"
+    values = choices(o, options)
+    if not values:
+        raise ConfigError(f"{o.input_line} matches no option; {allowed}")
+    for value in values:
+        if value is not None and str(value) not in options:
+            raise ConfigError(f"{in_sweep(o)}{o.key_or_group}={value} is not an option; {allowed}")
+
+
+def check_value(o: Override, base: DictConfig) -> None:
+    key = o.key_or_group
+    default = OmegaConf.select(base, key, default=_ABSENT)
+    if default is _ABSENT:
+        raise ConfigError(f"{o.input_line}: {unknown_key(key, base)}")
+    for value in choices(o, []):
+        nullable = value is None and key in nullable_keys(CONF_DIR)
+        problem = type_problem(value, default, nullable)
+        if problem:
+            raise ConfigError(f"{in_sweep(o)}{key}={Transformer.str(value)} {problem}")
+
+
+def in_sweep(o: Override) -> str:
+    return f"in {o.input_line}: " if o.is_sweep_override() else ""
+
+
+def unknown_key(key: str, base: DictConfig) -> str:
+    parent, _, name = key.rpartition(".")
+    node = OmegaConf.select(base, parent) if parent else base
+    if not isinstance(node, DictConfig):
+        return f"there is no setting {key} ({parent} has no settings under it)"
+    known = [str(k) for k in node.keys()]
+    close = difflib.get_close_matches(name, known, n=3)
+    where = f"{parent} has" if parent else "the settings are"
+    hint = f"did you mean {' or '.join(close)}? " if close else ""
+    return (f"there is no setting {key}; {hint}{where}: {', '.join(known)} "
+            f"(+{key}=... adds a new one)")
+
+
+def type_problem(value, default, nullable: bool) -> str | None:
+    """Why ``value`` cannot replace ``default``, judged by the default's type; None if it can."""
+    if default is None or (value is None and nullable):
+        return None
+    if value is None:
+        return f"cannot be null (default {default})"
+    if isinstance(default, bool):
+        return None if isinstance(value, bool) else "is not true or false"
+    if isinstance(default, (int, float)):
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        return None if ok else f"is not a number (default {default})"
+    if isinstance(default, ListConfig):
+        example = str(OmegaConf.to_container(default)).replace(" ", "")
+        if not isinstance(value, list) or (len(default) and any(
+                type_problem(item, default[0], False) for item in value)):
+            return f"is not a list like {example}"
+        return None
+    if isinstance(default, DictConfig):
+        return f"replaces a section; set its keys instead: {', '.join(map(str, default.keys()))}"
+    return None
