@@ -126,6 +126,9 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=1, help="runs per case; the median is reported")
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args()
+    unknown = [name for name in args.cases.split(",") if name not in CASES]
+    if unknown:
+        parser.error(f"--cases {unknown[0]}: no such case; allowed: {', '.join(CASES)}")
     device = ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
     print(f"device: {device} ({torch.cuda.get_device_name() if device.startswith('cuda') else 'CPU'}), "
           f"torch {torch.__version__}, threads {torch.get_num_threads()}")
