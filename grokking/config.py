@@ -20,6 +20,7 @@ from hydra.errors import OverrideParseException
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from grokking.errors import ConfigError
+from grokking.record import RunRecord
 
 CONF_DIR = str(Path(__file__).resolve().parent.parent / "conf")
 PATH_KEYS = ("resume", "init_from", "out_dir")
@@ -69,6 +70,14 @@ def check_command_line(argv: list[str]) -> None:
     for o in overrides:
         if o.key_or_group not in options and not (o.is_add() or o.is_force_add() or o.is_delete()):
             check_value(o, base)
+        if o.key_or_group == "resume" and isinstance(o.value(), str):
+            check_resumable(o.value())
+
+
+def check_resumable(folder: str) -> None:
+    """Before Hydra makes ``folder`` its output folder: there must be a run in it to continue."""
+    if not RunRecord(Path(folder)).last_path.is_file():
+        raise ConfigError(f"resume={folder}: no run to continue there (no checkpoints/last.pt)")
 
 
 def group_options(conf_dir: Path) -> dict[str, list[str]]:
