@@ -165,7 +165,9 @@ def test_preempted_run_is_requeued_and_ends_as_an_uninterrupted_run(slurm_cluste
     assert "this job is preempted" in log and f"Requeued job {job}" in log
     # the result file comes a moment before SLURM's accounting ends the job
     states = lambda: [state for _, _, state, _ in sacct(slurm_cluster, job)]  # noqa: E731
-    wait_for("the job's end in sacct", lambda: states()[-1] != "RUNNING", timeout=60)
+    # and slurmdbd records asynchronously: wait for the second start's final state
+    wait_for("the job's end in sacct", lambda: states()[-1:] not in ([], ["REQUEUED"], ["PENDING"], ["RUNNING"]),
+             timeout=60)
     assert states() == ["REQUEUED", "COMPLETED"]
     assert json.loads((run_dir / "summary.json").read_text())["status"] == "completed"
     assert (run_dir / "wandb_run_id.txt").read_text() == run_id
