@@ -70,13 +70,14 @@ def check_command_line(argv: list[str]) -> None:
     for o in overrides:
         if o.key_or_group not in options and not (o.is_add() or o.is_force_add() or o.is_delete()):
             check_value(o, base)
-        if o.key_or_group == "resume" and isinstance(o.value(), str):
-            check_resumable(o.value())
+        if o.key_or_group == "resume":
+            for folder in choices(o, []):
+                check_resumable(folder)
 
 
-def check_resumable(folder: str) -> None:
-    """Before Hydra makes ``folder`` its output folder: there must be a run in it to continue."""
-    if not RunRecord(Path(folder)).last_path.is_file():
+def check_resumable(folder: str | None) -> None:
+    """There must be a run to continue in ``folder``; checked before Hydra makes it the output folder."""
+    if folder is not None and not RunRecord(Path(folder)).last_path.is_file():
         raise ConfigError(f"resume={folder}: no run to continue there (no checkpoints/last.pt)")
 
 

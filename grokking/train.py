@@ -19,7 +19,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from grokking.config import CONF_DIR, check_command_line, quote_path_overrides
+from grokking.config import CONF_DIR, check_command_line, check_resumable, quote_path_overrides
 from grokking.data import build_dataset
 from grokking.errors import ConfigError
 from grokking.loggers import make_logger
@@ -277,10 +277,9 @@ def run_training(cfg, config: dict, record: RunRecord, stored: dict | None, logg
 def resume_config(cfg: DictConfig, run_dir: Path) -> DictConfig:
     """``resume=<folder>``: that run's stored config, with the keys that may change when a run
     continues (steps, device, logger, ...) taken from the command line where given there."""
+    check_resumable(cfg.resume)
     record = RunRecord(run_dir)
     stored = record.load_last()
-    if stored is None:
-        raise ConfigError(f"resume={cfg.resume}: no run to continue there (no checkpoints/last.pt)")
     record.restore_hydra_files(stored.get("hydra_files", {}))  # Hydra just wrote this launch's
     merged = OmegaConf.create(stored["config"])
     given = {o.lstrip("+~").split("=")[0].split(".")[0] for o in HydraConfig.get().overrides.task}
