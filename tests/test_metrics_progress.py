@@ -30,7 +30,7 @@ NEURONS = [("ca", 1, "cb", 0, 0.25), ("ca", -1, "cb", 0, -0.25), ("sa", 1, "sb",
 def fourier_transformer(p: int = P, freqs=FREQS) -> Transformer:
     cfg = OmegaConf.create(dict(width=WIDTH, heads=HEADS, depth=1, d_mlp=8 * len(freqs), layernorm="none",
                                 readout="last", sequence="a b =", activation="quad", bias=False, causal=True,
-                                init_scale=1.0))
+                                init="torch", init_scale=1.0))
     model = Transformer(cfg, p, p)
     f = len(freqs)
     slot = {"ca": lambda i: 2 * f + 2 * i, "sa": lambda i: 2 * f + 2 * i + 1,  # copies of a
