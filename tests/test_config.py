@@ -1,7 +1,9 @@
-"""The command-line check: each bad override is one ConfigError naming it and what is allowed."""
+"""The config: each bad override is one ConfigError naming it and what is allowed; presets compose
+the published set-ups."""
 import pytest
+from omegaconf import OmegaConf
 
-from grokking.config import check_command_line, quote_path_overrides
+from grokking.config import check_command_line, compose_config, quote_path_overrides
 from grokking.errors import ConfigError
 
 
@@ -45,3 +47,19 @@ def test_good_overrides_pass(args):
 def test_path_overrides_are_quoted_except_null():
     assert quote_path_overrides(["resume=runs/op=sub,wd=1.0", "resume=null", "init_from='x'", "wd=1"]) == \
         ["resume='runs/op=sub,wd=1.0'", "resume=null", "init_from='x'", "wd=1"]
+
+
+@pytest.mark.parametrize("preset, expected", [
+    ("power2022", {"model.depth": 2, "model.width": 128, "model.heads": 4, "model.sequence": "a ∘ b =",
+                   "model.layernorm": "post", "model.init": "torch", "optimizer.lr": 1e-3,
+                   "optimizer.weight_decay": 1.0, "batch_size": 512, "p": 97, "split.frac": 0.5}),
+    ("nanda2023", {"model.depth": 1, "model.width": 128, "model.heads": 4, "model.d_mlp": 512,
+                   "model.activation": "relu", "model.layernorm": "none", "model.bias": False,
+                   "model.init": "nanda", "optimizer.betas": [0.9, 0.98], "batch_size": None, "p": 113,
+                   "split.frac": 0.3}),
+    ("fourier_features", {"model.activation": "gelu", "model.readout": "mean", "model.init": "torch",
+                          "batch_size": 512, "p": 97, "split.frac": 0.3}),
+])
+def test_presets_compose_the_published_set_ups(preset, expected):
+    cfg = compose_config([f"experiment={preset}"])
+    assert {key: OmegaConf.select(cfg, key) for key in expected} == expected

@@ -53,6 +53,21 @@ def test_init_scale_multiplies_weights():
     torch.testing.assert_close(large.token_weight, 8 * small.token_weight)
 
 
+@pytest.mark.parametrize("init, pos_std, embed_std", [("torch", 1.0, 1.0), ("nanda", 256 ** -0.5, 256 ** -0.5)])
+def test_transformer_init_draws_the_published_scales(init, pos_std, embed_std):
+    torch.manual_seed(0)
+    model = Transformer(model_cfg("transformer", width=256, d_mlp=256, bias=True, init=init), 97, 97)
+    assert model.pos.std().item() == pytest.approx(pos_std, rel=0.1)
+    assert model.embed.weight.std().item() == pytest.approx(embed_std, rel=0.1)
+    fc_in = model.blocks[0].fc_in
+    if init == "nanda":  # Nanda et al.: N(0, 1/d) matrices, N(0, 1/classes) unembedding, zero biases
+        assert fc_in.weight.std().item() == pytest.approx(256 ** -0.5, rel=0.1)
+        assert model.unembed.weight.std().item() == pytest.approx(97 ** -0.5, rel=0.1)
+        assert fc_in.bias.abs().max().item() == 0
+    else:  # nn.Linear's default: uniform within ±1/sqrt(fan_in)
+        assert fc_in.weight.abs().max().item() <= 256 ** -0.5 and fc_in.bias.abs().max().item() > 0
+
+
 def test_single_frequency_init_puts_one_frequency_per_neuron():
     p = 23
     model = MLP(model_cfg("mlp", init="single_freq"), p, p)
@@ -66,6 +81,7 @@ def test_single_frequency_init_puts_one_frequency_per_neuron():
     ("mlp", {"activation": "swish"}, "unknown model.activation 'swish'; allowed: relu"),
     ("mlp", {"width": -3}, "model.width=-3 is invalid"),
     ("transformer", {"layernorm": "mid"}, "model.layernorm='mid' is invalid; allowed: none, pre, post"),
+    ("transformer", {"init": "xavier"}, "model.init='xavier' is invalid; allowed: torch, nanda"),
     ("mlp", {"init_scale": 0}, "model.init_scale=0 is invalid"),
 ])
 def test_bad_shapes_are_clear_errors(name, changes, message):
