@@ -296,15 +296,14 @@ def main(cfg: DictConfig) -> dict:
             cfg = resume_config(cfg, run_dir)
         return train(cfg, run_dir)
     except ConfigError as e:
-        if HydraConfig.get().mode != RunMode.MULTIRUN:
-            fail(e)
-        print(f"grokking: error: {e}", file=sys.stderr)
-        raise  # jobs of a grid may share this process: let Hydra record the failure and go on
+        report(e)
+        if HydraConfig.get().mode == RunMode.MULTIRUN:
+            raise  # jobs of a grid may share this process: let Hydra record the failure and go on
+        sys.exit(2)
 
 
-def fail(error: ConfigError):
+def report(error: ConfigError) -> None:
     print(f"grokking: error: {error}", file=sys.stderr)
-    sys.exit(2)
 
 
 if __name__ == "__main__":
@@ -312,5 +311,6 @@ if __name__ == "__main__":
     try:
         check_command_line(sys.argv[1:])
     except ConfigError as e:
-        fail(e)
+        report(e)
+        sys.exit(2)
     main()
