@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -70,6 +71,9 @@ def _acquire() -> dict:
     if install.returncode != 0:
         _unavailable(f"scripts/slurm/install.sh failed (exit {install.returncode}):\n{_tail(install)}")
 
+    # sacct -j lists every job ever recorded under an id, and ids start again at 1 when slurmctld's
+    # state is new while the accounting database is kept: tests ask sacct only for jobs since now.
+    since = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(time.time() - 1))
     was_running = _script("start.sh", "--check", timeout=60).returncode == 0
     start = _script("start.sh", timeout=600)
     if start.returncode != 0:
@@ -93,6 +97,7 @@ def _acquire() -> dict:
         "state_dir": str(Path(slurm_conf).parent.parent),
         "partition": "debug",
         "started_here": not was_running,
+        "since": since,
     }
     _session["refs"] = 1
     return _session["info"]
@@ -116,7 +121,7 @@ def _release() -> None:
 
 @pytest.fixture(scope="session")
 def slurm_cluster():
-    """Yield {"slurm_conf", "env", "state_dir", "partition", "started_here"}."""
+    """Yield {"slurm_conf", "env", "state_dir", "partition", "started_here", "since"}."""
     info = _acquire()
     try:
         yield info

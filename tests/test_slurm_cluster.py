@@ -32,7 +32,7 @@ def sbatch(cluster: dict, folder: Path, *args: str) -> str:
 
 
 def sacct_rows(cluster: dict, job: str, fields: str = "JobID,State,ExitCode", duplicates=False):
-    cmd = ["sacct", "-n", "-X", "-P", "-j", job, "-o", fields] + (["-D"] if duplicates else [])
+    cmd = ["sacct", "-n", "-X", "-P", "-S", cluster["since"], "-j", job, "-o", fields] + (["-D"] if duplicates else [])
     return [line.split("|") for line in _run(cluster, *cmd).splitlines() if line]
 
 

@@ -71,7 +71,8 @@ def slurm(cluster: dict, *cmd: str) -> str:
 
 
 def sacct(cluster: dict, job: str) -> list[list[str]]:
-    out = slurm(cluster, "sacct", "-n", "-X", "-P", "-D", "-j", job, "-o", "JobID,JobName,State,ExitCode")
+    out = slurm(cluster, "sacct", "-n", "-X", "-P", "-D", "-S", cluster["since"], "-j", job, "-o",
+                "JobID,JobName,State,ExitCode")
     return [ln.split("|") for ln in out.splitlines() if ln]
 
 
@@ -194,9 +195,11 @@ def test_sbatch_run_sh_trains_in_the_submitting_folder(slurm_cluster, tmp_path):
     assert sub.returncode == 0, sub.stderr
     job = sub.stdout.strip().split(";")[0]
     final = {"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "OUT_OF_MEMORY", "NODE_FAIL"}
-    rows = wait_for("the job to end", lambda: [r for r in sacct(slurm_cluster, job) if r[2] in final],
-                    timeout=300, every=1)
+    # once, on a fresh clone, sacct first gave a final record named "allocation" for this job:
+    # wait for the job's own record, named by run.sh's #SBATCH line
+    rows = wait_for("the job to end", lambda: [r for r in sacct(slurm_cluster, job) if r[2] in final
+                                               and r[1] == "grokking"], timeout=300, every=1)
     output = (tmp_path / f"slurm-{job}.out").read_text()
-    assert rows[-1][1:] == ["grokking", "COMPLETED", "0:0"], output
+    assert rows[-1][2:] == ["COMPLETED", "0:0"], output
     summary = json.loads((tmp_path / "runs" / "frac=0.5,op=sub,p=47,wd=1.0" / "summary.json").read_text())
     assert summary["status"] == "completed" and summary["step"] == 30
