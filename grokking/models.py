@@ -200,7 +200,8 @@ class Transformer(nn.Module):
         self.readout = choice("readout", cfg.readout, ("last", "mean"))
         self.sequence = SEQUENCES.get(choice("sequence", cfg.sequence, tuple(SEQUENCES)))
         activation(cfg.activation)
-        init = choice("init", cfg.init, ("torch", "nanda"))
+        # runs recorded before model.init existed resume with their weights, whatever the init
+        init = choice("init", cfg.get("init", "torch"), ("torch", "nanda"))
         self.n_values = n_values
         self.embed = nn.Embedding(n_values + 2, width)  # values, then "∘", then "="
         self.pos = nn.Parameter(torch.randn(len(self.sequence), width))  # N(0, 1) as nn.Embedding

@@ -1,6 +1,7 @@
 """Model shapes, the token maps the Fourier metrics read, and clear errors for bad shapes."""
 import pytest
 import torch
+from omegaconf import OmegaConf
 
 from grokking.errors import ConfigError
 from grokking.models import MLP, Transformer
@@ -66,6 +67,11 @@ def test_transformer_init_draws_the_published_scales(init, pos_std, embed_std):
         assert fc_in.bias.abs().max().item() == 0
     else:  # nn.Linear's default: uniform within ±1/sqrt(fan_in)
         assert fc_in.weight.abs().max().item() <= 256 ** -0.5 and fc_in.bias.abs().max().item() > 0
+
+
+def test_a_transformer_config_recorded_before_model_init_still_builds():
+    cfg = OmegaConf.create({k: v for k, v in model_cfg("transformer").items() if k != "init"})
+    assert Transformer(cfg, 11, 11)(tokens()).shape == (20, 11)
 
 
 def test_single_frequency_init_puts_one_frequency_per_neuron():
