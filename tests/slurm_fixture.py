@@ -127,3 +127,22 @@ def slurm_cluster():
         yield info
     finally:
         _release()
+
+
+# sacct states after which a job will not change any more.
+FINAL = {"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "OUT_OF_MEMORY", "NODE_FAIL",
+         "PREEMPTED", "BOOT_FAIL", "DEADLINE"}
+
+
+def slurm(cluster: dict, *cmd: str, cwd: Path | None = None) -> str:
+    """Run a SLURM client command against the test cluster; its stdout, or fail the test."""
+    proc = subprocess.run(cmd, env=cluster["env"], cwd=cwd, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, f"{' '.join(cmd)} failed ({proc.returncode}): {proc.stderr}"
+    return proc.stdout
+
+
+def sacct(cluster: dict, job: str, fields: str, duplicates: bool = False) -> list[list[str]]:
+    """sacct's rows for ``job`` (one per array task; with ``duplicates``, one per start of a requeued
+    job), only for jobs since the fixture started."""
+    cmd = ["sacct", "-n", "-X", "-P", "-S", cluster["since"], "-j", job, "-o", fields] + (["-D"] if duplicates else [])
+    return [line.split("|") for line in slurm(cluster, *cmd).splitlines() if line]

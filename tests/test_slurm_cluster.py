@@ -12,28 +12,14 @@ from pathlib import Path
 
 import pytest
 
+from tests.slurm_fixture import FINAL, sacct, slurm
 
 pytestmark = [pytest.mark.slow, pytest.mark.slurm]
 
-# sacct states after which a job will not change any more.
-FINAL = {"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "OUT_OF_MEMORY", "NODE_FAIL",
-         "PREEMPTED", "BOOT_FAIL", "DEADLINE"}
-
-
-def _run(cluster: dict, *cmd: str, cwd: Path | None = None) -> str:
-    proc = subprocess.run(cmd, env=cluster["env"], cwd=cwd, capture_output=True, text=True, timeout=60)
-    assert proc.returncode == 0, f"{' '.join(cmd)} failed ({proc.returncode}): {proc.stderr}"
-    return proc.stdout
-
 
 def sbatch(cluster: dict, folder: Path, *args: str) -> str:
-    out = _run(cluster, "sbatch", "--parsable", "-o", str(folder / "slurm-%j.out"), *args, cwd=folder)
+    out = slurm(cluster, "sbatch", "--parsable", "-o", str(folder / "slurm-%j.out"), *args, cwd=folder)
     return out.strip().split(";")[0]  # "<id>" or "<id>;<cluster>"
-
-
-def sacct_rows(cluster: dict, job: str, fields: str = "JobID,State,ExitCode", duplicates=False):
-    cmd = ["sacct", "-n", "-X", "-P", "-S", cluster["since"], "-j", job, "-o", fields] + (["-D"] if duplicates else [])
-    return [line.split("|") for line in _run(cluster, *cmd).splitlines() if line]
 
 
 def wait_final(cluster: dict, job: str, tasks: int = 1, timeout: float = 90) -> list[list[str]]:
@@ -41,7 +27,7 @@ def wait_final(cluster: dict, job: str, tasks: int = 1, timeout: float = 90) -> 
     slurmdbd records tasks asynchronously, so a finished task may be missing for a moment."""
     deadline = time.monotonic() + timeout
     while True:
-        rows = sacct_rows(cluster, job, "JobID,State,ExitCode,Start,End")
+        rows = sacct(cluster, job, "JobID,State,ExitCode,Start,End")
         # "CANCELLED by 0" -> "CANCELLED"
         if len(rows) == tasks and all(r[1].split()[0] in FINAL for r in rows):
             return rows
@@ -78,7 +64,7 @@ def test_array_tasks_share_the_node(slurm_cluster, tmp_path):
     rows = wait_final(slurm_cluster, job, tasks=4)
     assert sorted(r[0] for r in rows) == [f"{job}_{i}" for i in range(4)]
     assert {r[1] for r in rows} == {"COMPLETED"}
-    cpus = int(_run(slurm_cluster, "sinfo", "-h", "-o", "%c").split()[0])
+    cpus = int(slurm(slurm_cluster, "sinfo", "-h", "-o", "%c").split()[0])
     if cpus >= 2:
         spans = [(datetime.fromisoformat(r[3]), datetime.fromisoformat(r[4])) for r in rows]
         overlapping = any(a[0] < b[1] and b[0] < a[1] for i, a in enumerate(spans) for b in spans[i + 1:])
@@ -96,7 +82,7 @@ def test_usr2_reaches_the_job_step(slurm_cluster, tmp_path):
     )
     job = sbatch(slurm_cluster, tmp_path, str(script))
     wait_file(tmp_path / "ready")
-    _run(slurm_cluster, "scancel", "--signal=USR2", job)
+    slurm(slurm_cluster, "scancel", "--signal=USR2", job)
     assert wait_file(tmp_path / "got", timeout=30).strip() == "USR2"
     [[_, state, _, _, _]] = wait_final(slurm_cluster, job)
     assert state == "COMPLETED"
@@ -110,9 +96,9 @@ def test_requeue_restarts_the_job(slurm_cluster, tmp_path):
         "if [ $n = 0 ]; then sleep 120; fi",
     )
     wait_file(tmp_path / "run-0")
-    _run(slurm_cluster, "scontrol", "requeue", job)
+    slurm(slurm_cluster, "scontrol", "requeue", job)
     # Held for AuthInfo=cred_expire (10 s in start.sh) before it may start again.
     wait_file(tmp_path / "run-1", timeout=60)
     wait_final(slurm_cluster, job)
-    states = [r[1] for r in sacct_rows(slurm_cluster, job, duplicates=True)]
+    states = [r[1] for r in sacct(slurm_cluster, job, "JobID,State", duplicates=True)]
     assert states == ["REQUEUED", "COMPLETED"], states

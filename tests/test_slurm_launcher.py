@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.helpers import FAST, REPO, metrics
+from tests.slurm_fixture import FINAL, sacct, slurm
 
 pytestmark = [pytest.mark.slow, pytest.mark.slurm]
 
@@ -64,16 +65,9 @@ def finish(proc: subprocess.Popen, timeout: float) -> str:
     return out
 
 
-def slurm(cluster: dict, *cmd: str) -> str:
-    proc = subprocess.run(cmd, env=cluster["env"], capture_output=True, text=True, timeout=60)
-    assert proc.returncode == 0, f"{' '.join(cmd)}: {proc.stderr}"
-    return proc.stdout
-
-
-def sacct(cluster: dict, job: str) -> list[list[str]]:
-    out = slurm(cluster, "sacct", "-n", "-X", "-P", "-D", "-S", cluster["since"], "-j", job, "-o",
-                "JobID,JobName,State,ExitCode")
-    return [ln.split("|") for ln in out.splitlines() if ln]
+def job_rows(cluster: dict, job: str) -> list[list[str]]:
+    """[JobID, JobName, State, ExitCode] for each task and each start of ``job``."""
+    return sacct(cluster, job, "JobID,JobName,State,ExitCode", duplicates=True)
 
 
 def wait_for(what: str, check, timeout: float, proc: subprocess.Popen | None = None, every: float = 0.2):
@@ -125,7 +119,7 @@ def test_grid_runs_as_one_array_and_a_failing_run_does_not_stop_the_others(slurm
     job = array.pop()
 
     def all_six():  # slurmdbd records tasks asynchronously: the last may lag the sweep's end
-        rows = sacct(slurm_cluster, job)
+        rows = job_rows(slurm_cluster, job)
         return rows if len(rows) == 6 else None
 
     states = wait_for("sacct to list all 6 tasks", all_six, 30)
@@ -165,7 +159,7 @@ def test_preempted_run_is_requeued_and_ends_as_an_uninterrupted_run(slurm_cluste
     log = (sweep / ".submitit" / job / f"{job}_0_log.out").read_text()
     assert "this job is preempted" in log and f"Requeued job {job}" in log
     # the result file comes a moment before SLURM's accounting ends the job
-    states = lambda: [state for _, _, state, _ in sacct(slurm_cluster, job)]  # noqa: E731
+    states = lambda: [state for _, _, state, _ in job_rows(slurm_cluster, job)]  # noqa: E731
     # and slurmdbd records asynchronously: wait for the second start's final state
     wait_for("the job's end in sacct", lambda: states()[-1:] not in ([], ["REQUEUED"], ["PENDING"], ["RUNNING"]),
              timeout=60)
@@ -194,10 +188,9 @@ def test_sbatch_run_sh_trains_in_the_submitting_folder(slurm_cluster, tmp_path):
                          capture_output=True, text=True, timeout=60)
     assert sub.returncode == 0, sub.stderr
     job = sub.stdout.strip().split(";")[0]
-    final = {"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "OUT_OF_MEMORY", "NODE_FAIL"}
     # once, on a fresh clone, sacct first gave a final record named "allocation" for this job:
     # wait for the job's own record, named by run.sh's #SBATCH line
-    rows = wait_for("the job to end", lambda: [r for r in sacct(slurm_cluster, job) if r[2] in final
+    rows = wait_for("the job to end", lambda: [r for r in job_rows(slurm_cluster, job) if r[2] in FINAL
                                                and r[1] == "grokking"], timeout=300, every=1)
     output = (tmp_path / f"slurm-{job}.out").read_text()
     assert rows[-1][2:] == ["COMPLETED", "0:0"], output
