@@ -22,7 +22,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from grokking.errors import ConfigError
 from grokking.record import RunRecord
 
-CONF_DIR = str(Path(__file__).resolve().parent.parent / "conf")
+CONF_DIR = str(Path(__file__).resolve().parent / "conf")
 PATH_KEYS = ("resume", "init_from", "out_dir")
 _ABSENT = object()
 

@@ -26,7 +26,7 @@ from grokking.metrics.rank import feature_ranks
 from grokking.models import Transformer
 from grokking.schedule import eval_steps
 
-SETTINGS_FILE = Path(__file__).resolve().parents[2] / "conf" / "metrics" / "default.yaml"
+SETTINGS_FILE = Path(__file__).resolve().parents[1] / "conf" / "metrics" / "default.yaml"
 GROUPS = ("norms", "fourier", "rank", "restricted", "probe")
 FEATURE_GROUPS = ("rank", "restricted", "probe")
 
