@@ -22,7 +22,8 @@ from pathlib import Path
 
 import yaml
 
-from grokking.record import RESUMABLE_KEYS, RunRecord
+from grokking import schema
+from grokking.record import RunRecord
 
 REPEAT_KEY = "seed"
 OUTCOMES = ("train/acc", "val/acc", "steps_to_memorize", "steps_to_grok", "grok_gap", "fourier_ipr")
@@ -91,7 +92,8 @@ def parse_overrides(overrides: list[str]) -> dict:
     for item in overrides:
         key, sep, value = item.partition("=")
         key = key.lstrip("+~")
-        if sep and key.split(".")[0] not in RESUMABLE_KEYS:
+        info = schema.key_info(key)
+        if sep and (info is None or info.role != schema.RUNTIME):
             params[key] = value
     return params
 
@@ -141,16 +143,22 @@ def table(runs: list[Run]) -> tuple[list[str], list[dict]]:
     grid = [k for k in swept if k != REPEAT_KEY]
     outcomes = outcome_columns(runs)
     if REPEAT_KEY not in swept:
-        columns = (swept or ["run"]) + outcomes
+        columns = (swept or ["run"]) + ["status"] + outcomes
         rows = [{**run.final, "run": run.name, **run.params} for run in runs]
         return columns, sort_rows(rows, columns[: len(swept)])
     rows = []
     for point, members in group_runs(runs, grid).items():
         row = dict(zip(grid, point), n=len(members))
         row["grokked"] = f"{sum(m.final.get('steps_to_grok') is not None for m in members)}/{len(members)}"
-        row.update({col: spread(m.final.get(col) for m in members) for col in outcomes})
+        row["diverged"] = sum(diverged(m) for m in members)
+        row.update({col: spread(m.final.get(col) for m in members if not diverged(m)) for col in outcomes})
         rows.append(row)
-    return grid + ["n", "grokked"] + outcomes, sort_rows(rows, grid)
+    return grid + ["n", "grokked", "diverged"] + outcomes, sort_rows(rows, grid)
+
+
+def diverged(run: Run) -> bool:
+    """A run whose loss left the finite numbers: an outcome of its grid point, not a failure."""
+    return run.final.get("status") == "diverged"
 
 
 def _order(value) -> tuple:
@@ -214,16 +222,18 @@ def plot_curves(runs: list[Run], path: Path) -> Path:
     return _save(fig, path)
 
 
-def phase_cells(runs: list[Run], x: str, y: str) -> dict[tuple, tuple[Spread | None, int]]:
-    """Per (x value, y value): steps_to_grok over the runs that grokked (None: none did), and
-    the number of runs there."""
-    return {point: (spread(m.final.get("steps_to_grok") for m in members), len(members))
+def phase_cells(runs: list[Run], x: str, y: str) -> dict[tuple, tuple[Spread | None, int, int]]:
+    """Per (x value, y value): steps_to_grok over the runs that grokked (None: none did), the
+    number of runs there, and how many of them diverged."""
+    return {point: (spread(m.final.get("steps_to_grok") for m in members), len(members),
+                    sum(diverged(m) for m in members))
             for point, members in group_runs(runs, [x, y]).items()}
 
 
 def plot_phase(runs: list[Run], x: str, y: str, path: Path) -> Path:
     """Heat map of mean steps_to_grok over (x, y): cells where no run grokked are hatched and
-    read "never 0/n", cells where only k of n runs grokked add "k/n"."""
+    read "never 0/n" (red and "diverged" where every run there diverged), cells where only k of
+    n runs grokked add "k/n", and "d div." when d of them diverged."""
     import matplotlib.pyplot as plt
     import numpy as np
 
@@ -232,14 +242,17 @@ def plot_phase(runs: list[Run], x: str, y: str, path: Path) -> Path:
     ys = sorted({vy for _, vy in cells}, key=_order)
     means = np.full((len(ys), len(xs)), np.nan)
     fig, ax = plt.subplots(figsize=(1.3 * len(xs) + 2.5, 1.0 * len(ys) + 1.5))
-    for (vx, vy), (grok, n) in cells.items():
+    for (vx, vy), (grok, n, n_diverged) in cells.items():
         i, j = ys.index(vy), xs.index(vx)
         if grok is None:
-            ax.add_patch(plt.Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, hatch="//", color="grey"))
-            text = f"never\n0/{n}"
+            colour = "red" if n_diverged == n else "grey"
+            ax.add_patch(plt.Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, hatch="//", color=colour))
+            text = f"diverged\n{n}/{n}" if n_diverged == n else f"never\n0/{n}"
         else:
             means[i, j] = grok.mean
             text = fmt(grok.mean) + ("" if grok.n == n else f"\n{grok.n}/{n}")
+        if 0 < n_diverged < n:
+            text += f"\n{n_diverged} div."
         ax.text(j, i, text, ha="center", va="center", fontsize="small",
                 bbox={"facecolor": "white", "alpha": 0.7, "linewidth": 0})
     image = ax.imshow(np.ma.masked_invalid(means), origin="lower", cmap="viridis_r", aspect="auto")

@@ -1,15 +1,14 @@
 """The config: where its files live, composing it without Hydra's entrypoint, and checking the
-command line's overrides against it before Hydra runs them.
+command line's overrides against the typed schema (grokking/schema.py) before Hydra runs them.
 
-Hydra reports an unknown group option or key in several lines, and a value of the wrong type
-(``wd=abc``) only fails deep inside torch. Here each becomes one ``ConfigError`` naming the
-override and what is allowed; for a ``-m`` grid that is before any job is launched. Only what
-the config files tell is checked: ranges and combinations are checked where values are used.
+Hydra reports an unknown group option or key in several lines, and a bad value deep in a
+traceback. Here each becomes one ``ConfigError`` naming the override and what is allowed; for a
+``-m`` grid that is before any job is launched: every value of every swept key is checked against
+its key's type and range (combinations, such as heads dividing width, when the run starts).
 """
 from __future__ import annotations
 
 import difflib
-import functools
 from pathlib import Path
 
 from hydra import compose, initialize_config_dir
@@ -17,14 +16,22 @@ from hydra._internal.utils import get_args_parser
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import Glob, Override, Transformer
 from hydra.errors import OverrideParseException
-from omegaconf import DictConfig, ListConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict
+from omegaconf.errors import OmegaConfBaseException
+from omegaconf.nodes import BooleanNode, EnumNode, FloatNode, IntegerNode
 
+from grokking import schema
 from grokking.errors import ConfigError
 from grokking.record import RunRecord
 
 CONF_DIR = str(Path(__file__).resolve().parent / "conf")
 PATH_KEYS = ("resume", "init_from", "out_dir")
 _ABSENT = object()
+
+schema.register()
+OmegaConf.register_new_resolver("run_name", lambda overrides: overrides or "default", replace=True)
+OmegaConf.register_new_resolver("run_dir", lambda resume, default: resume or default, replace=True)
+OmegaConf.register_new_resolver("runtime_keys", schema.runtime_keys, replace=True)
 
 
 def compose_config(overrides: list[str] = ()) -> DictConfig:
@@ -86,27 +93,6 @@ def group_options(conf_dir: Path) -> dict[str, list[str]]:
     return {d.name: sorted(f.stem for f in d.glob("*.yaml")) for d in conf_dir.iterdir() if d.is_dir()}
 
 
-@functools.cache
-def nullable_keys(conf_dir: str) -> set[str]:
-    """Keys that some config file sets to null: those may be null on the command line too."""
-    found = set()
-    for path in Path(conf_dir).rglob("*.yaml"):
-        group = path.parent.relative_to(conf_dir).as_posix()
-        package = "" if group == "." or path.read_text().startswith("# @package _global_") else group
-        tree = OmegaConf.to_container(OmegaConf.load(path), resolve=False)
-        tree.pop("defaults", None)
-        found |= {f"{package}.{key}".lstrip(".") for key in null_leaves(tree)}
-    return found
-
-
-def null_leaves(tree: dict, prefix: str = ""):
-    for key, value in tree.items():
-        if isinstance(value, dict):
-            yield from null_leaves(value, f"{prefix}{key}.")
-        elif value is None:
-            yield f"{prefix}{key}"
-
-
 def choices(o: Override, options: list[str]) -> list:
     """The values an override gives its key: one, or each of a sweep's."""
     value = o.value()
@@ -126,15 +112,27 @@ def check_group_choice(o: Override, options: list[str]) -> None:
 
 
 def check_value(o: Override, base: DictConfig) -> None:
+    """Each value the override gives its key must fit the key's type (by assigning it to the
+    composed config, as Hydra would) and its range (schema limits)."""
     key = o.key_or_group
-    default = OmegaConf.select(base, key, default=_ABSENT)
-    if default is _ABSENT:
+    if OmegaConf.select(base, key, default=_ABSENT) is _ABSENT:
         raise ConfigError(f"{o.input_line}: {unknown_key(key, base)}")
+    info = schema.key_info(key)
     for value in choices(o, []):
-        nullable = value is None and key in nullable_keys(CONF_DIR)
-        problem = type_problem(value, default, nullable)
-        if problem:
-            raise ConfigError(f"{in_sweep(o)}{key}={Transformer.str(value)} {problem}")
+        trial = base.copy()
+        try:
+            with open_dict(trial):  # a key under a node without schema (an old run's config) may be new
+                OmegaConf.update(trial, key, value, merge=False)
+            converted = OmegaConf.select(trial, key)
+            if isinstance(converted, bool) and not isinstance(value, bool):
+                raise OmegaConfBaseException()  # OmegaConf reads 1 as true: a typo more often than not
+        except OmegaConfBaseException:
+            raise ConfigError(f"{in_sweep(o)}{key}={Transformer.str(value)} {type_problem(base, key, value)}") from None
+        if info is not None:
+            try:
+                schema.check_value(key, converted, info.limits)
+            except ConfigError as e:
+                raise ConfigError(f"{in_sweep(o)}{e}") from None
 
 
 def in_sweep(o: Override) -> str:
@@ -150,27 +148,27 @@ def unknown_key(key: str, base: DictConfig) -> str:
     close = difflib.get_close_matches(name, known, n=3)
     where = f"{parent} has" if parent else "the settings are"
     hint = f"did you mean {' or '.join(close)}? " if close else ""
-    return (f"there is no setting {key}; {hint}{where}: {', '.join(known)} "
-            f"(+{key}=... adds a new one)")
+    return f"there is no setting {key}; {hint}{where}: {', '.join(known)}"
 
 
-def type_problem(value, default, nullable: bool) -> str | None:
-    """Why ``value`` cannot replace ``default``, judged by the default's type; None if it can."""
-    if default is None or (value is None and nullable):
-        return None
+def type_problem(base: DictConfig, key: str, value) -> str:
+    """Why the schema refused ``value`` for ``key``, in words, with the default as an example."""
+    parent, _, name = key.rpartition(".")
+    node = (OmegaConf.select(base, parent) if parent else base)._get_node(name)
+    default = OmegaConf.select(base, key)
+    example = "" if default is None else f" (default {default})"
     if value is None:
         return f"cannot be null (default {default})"
-    if isinstance(default, bool):
-        return None if isinstance(value, bool) else "is not true or false"
-    if isinstance(default, (int, float)):
-        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-        return None if ok else f"is not a number (default {default})"
-    if isinstance(default, ListConfig):
-        example = str(OmegaConf.to_container(default)).replace(" ", "")
-        if not isinstance(value, list) or (len(default) and any(
-                type_problem(item, default[0], False) for item in value)):
-            return f"is not a list like {example}"
-        return None
-    if isinstance(default, DictConfig):
-        return f"replaces a section; set its keys instead: {', '.join(map(str, default.keys()))}"
-    return None
+    if isinstance(node, BooleanNode):
+        return "is not true or false"
+    if isinstance(node, IntegerNode):
+        return f"is not an integer{example}"
+    if isinstance(node, FloatNode):
+        return f"is not a number{example}"
+    if isinstance(node, EnumNode):
+        return f"is not an option; allowed: {', '.join(node.enum_type.__members__)}"
+    if isinstance(node, ListConfig):
+        return f"is not a list like {str(OmegaConf.to_container(node)).replace(' ', '')}"
+    if isinstance(node, DictConfig):
+        return f"replaces a section; set its keys instead: {', '.join(map(str, node.keys()))}"
+    return f"does not fit {key}{example}"

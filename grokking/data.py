@@ -43,10 +43,7 @@ def split_indices(n_total: int, split_cfg) -> tuple[np.ndarray, np.ndarray]:
     """
     n_train = split_cfg.get("n_train")
     if n_train is None:
-        frac = split_cfg.frac
-        if not 0 < frac <= 1:
-            raise ConfigError(f"split.frac={frac} is out of range; allowed: 0 < frac <= 1")
-        n_train = max(1, int(round(frac * n_total)))
+        n_train = max(1, int(round(split_cfg.frac * n_total)))
     elif not 1 <= n_train <= n_total:
         raise ConfigError(f"split.n_train={n_train} is out of range; allowed: 1 to {n_total} for this data set")
     order = np.random.default_rng(split_cfg.seed).permutation(n_total)

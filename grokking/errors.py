@@ -1,8 +1,13 @@
-"""The one error type for bad user input: its message names the bad value and what is allowed.
-
-The entrypoints print it as a single line and exit non-zero instead of a traceback.
+"""The two outcomes that end a run without a traceback: bad user input (``ConfigError``, whose
+message names the bad value and what is allowed) and a run whose loss left the finite numbers
+(``Diverged``, a normal outcome of an lr x wd grid). The entrypoints print either as one line
+and exit non-zero (2 and 3).
 """
 
 
 class ConfigError(ValueError):
+    pass
+
+
+class Diverged(ArithmeticError):
     pass

@@ -159,16 +159,16 @@ class ReportingMixin:
             ret, error = self._collect(job, list(overrides))
             row = {"num": num, "job_id": job.job_id, "overrides": " ".join(filter_overrides(overrides)),
                    **run_row(run_dir), "stdout": str(job.paths.stdout), "stderr": str(job.paths.stderr)}
-            if ret.status == JobStatus.COMPLETED:
-                row.update(status="completed", error=None)
-            else:  # the run record says "interrupted" after too many time-outs; else it failed
-                row.update(status="interrupted" if row["status"] == "interrupted" else "failed",
+            if ret.status == JobStatus.COMPLETED:  # a diverged run is an outcome, not a failure
+                row.update(status="diverged" if row["status"] == "diverged" else "completed")
+            else:  # the run record says "interrupted" after too many time-outs, or "diverged"
+                row.update(status=row["status"] if row["status"] in ("interrupted", "diverged") else "failed",
                            error=error or row["error"])
             rows.append(row)
             returns.append(ret)
 
         path = write_summary(sweep_dir, rows)
-        failed = [r for r in rows if r["status"] != "completed"]
+        failed = [r for r in rows if r["status"] not in ("completed", "diverged")]
         print(f"\n[grokking] sweep {sweep_dir}: {len(rows) - len(failed)} of {len(rows)} runs completed"
               f"\n{format_table(rows)}", flush=True)
         for r in failed:

@@ -28,24 +28,6 @@ ACTIVATIONS = {
 }
 
 
-def activation(name: str):
-    if name not in ACTIVATIONS:
-        raise ConfigError(f"unknown model.activation '{name}'; allowed: {', '.join(ACTIVATIONS)}")
-    return ACTIVATIONS[name]
-
-
-def positive(name: str, value) -> int:
-    if not isinstance(value, int) or value < 1:
-        raise ConfigError(f"model.{name}={value} is invalid; it must be an integer >= 1")
-    return value
-
-
-def choice(name: str, value, allowed) -> str:
-    if value not in allowed:
-        raise ConfigError(f"model.{name}='{value}' is invalid; allowed: {', '.join(allowed)}")
-    return value
-
-
 class MLP(nn.Module):
     """``depth`` hidden layers of ``width`` units, reading tokens or feature vectors.
 
@@ -58,11 +40,11 @@ class MLP(nn.Module):
     def __init__(self, cfg, n_classes: int, n_values: int | None = None, n_operands: int = 2,
                  in_features: int | None = None):
         super().__init__()
-        depth, width = positive("depth", cfg.depth), positive("width", cfg.width)
-        self.act = activation(cfg.activation)
+        depth, width = cfg.depth, cfg.width
+        self.act = ACTIVATIONS[cfg.activation]
         self.n_values, self.n_operands = n_values, n_operands
-        self.embedding = choice("embedding", cfg.embedding, ("onehot", "learned")) if n_values else None
-        self.combine = choice("combine", cfg.combine, ("sum", "concat"))
+        self.embedding = str(cfg.embedding) if n_values else None
+        self.combine = str(cfg.combine)
         if self.embedding == "onehot":
             fan_in = n_operands * n_values
             bound = 1 / math.sqrt(fan_in)  # nn.Linear's default init for that fan-in
@@ -71,7 +53,7 @@ class MLP(nn.Module):
             sizes = [width] * depth
         else:
             if self.embedding == "learned":
-                self.embed = nn.Embedding(n_operands * n_values, positive("embed_dim", cfg.embed_dim))
+                self.embed = nn.Embedding(n_operands * n_values, cfg.embed_dim)
                 in_features = cfg.embed_dim * (n_operands if self.combine == "concat" else 1)
             sizes = [in_features] + [width] * depth
         self.hidden = nn.ModuleList(nn.Linear(i, o, bias=cfg.bias) for i, o in zip(sizes[:-1], sizes[1:]))
@@ -166,7 +148,7 @@ class Block(nn.Module):
         self.attn = Attention(width, cfg.heads, cfg.bias, cfg.causal)
         self.fc_in = nn.Linear(width, cfg.d_mlp, bias=cfg.bias)
         self.fc_out = nn.Linear(cfg.d_mlp, width, bias=cfg.bias)
-        self.act = activation(cfg.activation)
+        self.act = ACTIVATIONS[cfg.activation]
         make_norm = (lambda: nn.LayerNorm(width, bias=cfg.bias)) if self.norm != "none" else nn.Identity
         self.ln1, self.ln2 = make_norm(), make_norm()
 
@@ -192,16 +174,13 @@ class Transformer(nn.Module):
 
     def __init__(self, cfg, n_classes: int, n_values: int):
         super().__init__()
-        width, heads = positive("width", cfg.width), positive("heads", cfg.heads)
-        positive("depth", cfg.depth), positive("d_mlp", cfg.d_mlp)
+        width, heads = cfg.width, cfg.heads
         if width % heads:
             raise ConfigError(f"model.heads={heads} does not divide model.width={width}")
-        choice("layernorm", cfg.layernorm, ("none", "pre", "post"))
-        self.readout = choice("readout", cfg.readout, ("last", "mean"))
-        self.sequence = SEQUENCES.get(choice("sequence", cfg.sequence, tuple(SEQUENCES)))
-        activation(cfg.activation)
+        self.readout = str(cfg.readout)
+        self.sequence = SEQUENCES[cfg.sequence]
         # runs recorded before model.init existed resume with their weights, whatever the init
-        init = choice("init", cfg.get("init", "torch"), ("torch", "nanda"))
+        init = cfg.get("init", "torch")
         self.n_values = n_values
         self.embed = nn.Embedding(n_values + 2, width)  # values, then "∘", then "="
         self.pos = nn.Parameter(torch.randn(len(self.sequence), width))  # N(0, 1) as nn.Embedding
@@ -264,8 +243,6 @@ class Transformer(nn.Module):
 @torch.no_grad()
 def scale_weights(model: nn.Module, scale: float) -> None:
     """Omnigrok's α: multiply every initial parameter by ``scale``."""
-    if scale <= 0:
-        raise ConfigError(f"model.init_scale={scale} is invalid; it must be > 0")
     if scale != 1:
         for param in model.parameters():
             param.mul_(scale)

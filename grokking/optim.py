@@ -11,10 +11,6 @@ from grokking.errors import ConfigError
 
 def build_optimizer(cfg, params) -> torch.optim.Optimizer:
     name, lr, wd = cfg.name, cfg.lr, cfg.weight_decay
-    if not lr > 0:
-        raise ConfigError(f"optimizer.lr={lr} is invalid; it must be > 0")
-    if wd < 0:
-        raise ConfigError(f"optimizer.weight_decay={wd} is invalid; it must be >= 0")
     if name in ("adamw", "adam"):
         kind = torch.optim.AdamW if name == "adamw" else torch.optim.Adam
         return kind(params, lr=lr, weight_decay=wd, betas=tuple(cfg.betas), eps=cfg.eps)

@@ -18,14 +18,8 @@ from pathlib import Path
 
 import torch
 
+from grokking import schema
 from grokking.errors import ConfigError
-
-# Keys of the composed config that do not change what a run computes: a run may be continued
-# with other values for them (more steps, another device or logger, a new checkpoint interval).
-RESUMABLE_KEYS = ("steps", "resume", "logger", "device", "threads", "progress", "progress_every_s", "out_dir",
-                  "sweep_name", "checkpoint_every", "early_stop", "hydra")
-
-
 
 def atomic_write(path: Path, write) -> None:
     """Write through a temporary file and rename it over ``path``."""
@@ -116,10 +110,6 @@ class RunRecord:
             (self.dir / ".hydra" / name).write_text(text)
 
 
-def semantic(config: dict) -> dict:
-    return {k: v for k, v in config.items() if k not in RESUMABLE_KEYS}
-
-
 def config_changes(stored: dict, current: dict, prefix: str = "") -> list[str]:
     """Dotted keys whose values differ, as ``key: old -> new``."""
     changes = []
@@ -133,10 +123,12 @@ def config_changes(stored: dict, current: dict, prefix: str = "") -> list[str]:
 
 
 def check_same_run(stored: dict, current: dict, run_dir: Path) -> None:
-    changes = config_changes(semantic(stored), semantic(current))
+    """A run is continued only under its identity: its shape and member keys (grokking/schema.py)."""
+    changes = config_changes(schema.identity(stored), schema.identity(current))
     if changes:
+        may_change = ", ".join(k for k in schema.runtime_keys() if "." not in k)
         raise ConfigError(
             f"{run_dir} holds a run with another config ({'; '.join(changes)}); only "
-            f"{', '.join(k for k in RESUMABLE_KEYS if k != 'hydra')} may change when continuing a run: "
+            f"{may_change} may change when continuing a run: "
             "use another out_dir or remove the folder to start afresh"
         )

@@ -6,6 +6,8 @@ one-line error. ``train(cfg, run_dir)`` runs without Hydra (tests, notebooks).
 """
 from __future__ import annotations
 
+import logging
+import math
 import os
 import sys
 import time
@@ -19,23 +21,24 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
+from grokking import schema
 from grokking.config import CONF_DIR, check_command_line, check_resumable, quote_path_overrides
 from grokking.data import build_dataset
-from grokking.errors import ConfigError
+from grokking.errors import ConfigError, Diverged
 from grokking.loggers import make_logger
 from grokking.metrics import MetricSuite
+from grokking.metrics.norms import grad_norms
 from grokking.milestones import milestones
 from grokking.milestones import update as update_milestones
 from grokking.models import build_model
 from grokking.optim import build_grad_filter, build_optimizer, set_warmup_lr
 from grokking.preemption import StopSignals
 from grokking.progress import Progress
-from grokking.record import RESUMABLE_KEYS, RunRecord, check_same_run
+from grokking.record import RunRecord, check_same_run
 from grokking.schedule import eval_steps
 
 MILESTONE_NAMES = {"steps_to_memorize": "memorised", "steps_to_grok": "grokked"}
-OmegaConf.register_new_resolver("run_name", lambda overrides: overrides or "default", replace=True)
-OmegaConf.register_new_resolver("run_dir", lambda resume, default: resume or default, replace=True)
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -87,25 +90,6 @@ def set_determinism(on: bool) -> None:
     torch.backends.cudnn.benchmark = not on
 
 
-def check_settings(cfg) -> None:
-    def count(value, least: int) -> bool:
-        return isinstance(value, int) and not isinstance(value, bool) and value >= least
-
-    checks = {  # key: (its value is fine, what is allowed)
-        "steps": (count(cfg.steps, 0), "an integer >= 0"),
-        "eval_every": (count(cfg.eval_every, 1), "an integer >= 1"),
-        "checkpoint_every": (count(cfg.checkpoint_every, 1), "an integer >= 1"),
-        "batch_size": (cfg.batch_size is None or count(cfg.batch_size, 1), "an integer >= 1 or null"),
-    }
-    for key, (ok, allowed) in checks.items():
-        if not ok:
-            raise ConfigError(f"{key}={cfg[key]} is invalid; it must be {allowed}")
-    if cfg.loss not in ("ce", "mse"):
-        raise ConfigError(f"loss={cfg.loss} is invalid; allowed: ce, mse")
-    if cfg.loss_dtype not in ("float32", "float64"):
-        raise ConfigError(f"loss_dtype={cfg.loss_dtype} is invalid; allowed: float32, float64")
-
-
 def per_example_loss(logits, labels, kind: str, dtype: str) -> torch.Tensor:
     logits = logits.to(getattr(torch, dtype))
     if kind == "ce":
@@ -146,7 +130,8 @@ def train(cfg: DictConfig, run_dir: Path) -> dict:
     """Train (or continue) the run in ``run_dir`` and return its summary."""
     run_dir.mkdir(parents=True, exist_ok=True)
     record = RunRecord(run_dir)
-    config = OmegaConf.to_container(cfg, resolve=True)
+    schema.check_ranges(cfg)
+    config = schema.plain(cfg)
     stored = record.load_last()
     if stored is not None:
         try:
@@ -158,7 +143,7 @@ def train(cfg: DictConfig, run_dir: Path) -> dict:
         with make_logger(cfg, run_dir) as logger:
             return run_training(cfg, config, record, stored, logger)
     except BaseException as e:
-        status = "interrupted" if isinstance(e, (KeyboardInterrupt, SystemExit)) else "failed"
+        status = {Diverged: "diverged", KeyboardInterrupt: "interrupted", SystemExit: "interrupted"}.get(type(e), "failed")
         summary = record.read_summary()
         summary.update(status=status, error=f"{type(e).__name__}: {e}")
         record.write_summary(summary)
@@ -166,7 +151,6 @@ def train(cfg: DictConfig, run_dir: Path) -> dict:
 
 
 def run_training(cfg, config: dict, record: RunRecord, stored: dict | None, logger) -> dict:
-    check_settings(cfg)
     set_determinism(cfg.deterministic)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
@@ -193,6 +177,7 @@ def run_training(cfg, config: dict, record: RunRecord, stored: dict | None, logg
         batches.load_state_dict(stored["batches"])
         torch.set_rng_state(stored["rng"])
         history = record.keep_metrics_until(step)
+        log.debug("continuing %s from step %d", record.dir, step)
     else:
         record.keep_metrics_until(-1)
     hydra_files = stored.get("hydra_files") if stored else record.hydra_files()
@@ -215,9 +200,10 @@ def run_training(cfg, config: dict, record: RunRecord, stored: dict | None, logg
 
     def log_eval() -> dict:
         rec, logits, feats = evaluate(model, data, cfg, features=metrics.wants_features)
-        rec = {"step": step, **rec, **metrics(step, logits, feats)}
-        if rec["train/loss"] != rec["train/loss"]:
-            raise FloatingPointError(f"training diverged: train/loss is NaN at step {step}")
+        rec = {"step": step, **rec, **metrics(step, logits, feats), **last_grad_norms}
+        if not math.isfinite(rec["train/loss"]):
+            record.append(rec)  # the diverged evaluation stays in the record, as the step it happened
+            raise Diverged(f"train/loss is {rec['train/loss']} at step {step} (lr {cfg.optimizer.lr})")
         history.append(rec)
         for key in update_milestones(marks, rec, cfg.memorize_at, cfg.grok_at):
             progress.note(f"{MILESTONE_NAMES[key]} at step {step}: train {rec['train/acc']:.3f}, val {rec['val/acc']:.3f}")
@@ -240,6 +226,7 @@ def run_training(cfg, config: dict, record: RunRecord, stored: dict | None, logg
     full_batch = cfg.batch_size is None or cfg.batch_size >= len(data.train_idx)
     schedule = eval_steps(cfg)
     progress = Progress(cfg.progress, cfg.steps, step, cfg.progress_every_s)
+    last_grad_norms: dict = {}  # of the step before an evaluation, logged with it
     started = time.time()  # wall_time_s counts the loop and its evaluations, not the set-up
     if not history:
         progress.update(step, log_eval())
@@ -254,6 +241,8 @@ def run_training(cfg, config: dict, record: RunRecord, stored: dict | None, logg
             loss = per_example_loss(forward(x), y, loss_kind, loss_dtype).mean()
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
+            if step + 1 in schedule or step + 1 == steps:  # the next step is evaluated
+                last_grad_norms = grad_norms(model)
             if grad_filter:
                 grad_filter.apply()
             optimizer.step()
@@ -263,6 +252,7 @@ def run_training(cfg, config: dict, record: RunRecord, stored: dict | None, logg
             if step % checkpoint_every == 0 or done():
                 record.save(state(), snapshot=True)
             if signals.received is not None:
+                log.info("signal %d at step %d: checkpoint saved, stopping", signals.received, step)
                 record.save(state(), snapshot=False)
                 record.write_summary(summary("interrupted"))
                 signals.forward()
@@ -283,7 +273,7 @@ def resume_config(cfg: DictConfig, run_dir: Path) -> DictConfig:
     record.restore_hydra_files(stored.get("hydra_files", {}))  # Hydra just wrote this launch's
     merged = OmegaConf.create(stored["config"])
     given = {o.lstrip("+~").split("=")[0].split(".")[0] for o in HydraConfig.get().overrides.task}
-    for key in given & set(RESUMABLE_KEYS):
+    for key in given & set(schema.runtime_keys()):
         merged[key] = cfg[key]
     return merged
 
@@ -295,15 +285,22 @@ def main(cfg: DictConfig) -> dict:
         if cfg.resume:
             cfg = resume_config(cfg, run_dir)
         return train(cfg, run_dir)
-    except ConfigError as e:
+    except (ConfigError, Diverged) as e:
         report(e)
-        if HydraConfig.get().mode == RunMode.MULTIRUN:
-            raise  # jobs of a grid may share this process: let Hydra record the failure and go on
-        sys.exit(2)
+        if HydraConfig.get().mode != RunMode.MULTIRUN:
+            sys.exit(EXIT_CODES[type(e)])
+        if isinstance(e, Diverged):  # an outcome of a grid point, recorded in its summary
+            return RunRecord(run_dir).read_summary()
+        raise  # jobs of a grid may share this process: let Hydra record the failure and go on
 
 
-def report(error: ConfigError) -> None:
-    print(f"grokking: error: {error}", file=sys.stderr)
+EXIT_CODES = {ConfigError: 2, Diverged: 3}
+
+
+def report(error: Exception) -> None:
+    """One line on stderr: ``grokking: error: ...`` for bad input, ``grokking: diverged: ...``."""
+    kind = "diverged" if isinstance(error, Diverged) else "error"
+    print(f"grokking: {kind}: {error}", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ from grokking.errors import ConfigError
     (["optimizer.betas=[0.9,x]"], "optimizer.betas=[0.9,x] is not a list like [0.9,0.98]"),
     (["optimizer.betas=0.9"], "optimizer.betas=0.9 is not a list like [0.9,0.98]"),
     (["deterministic=1"], "deterministic=1 is not true or false"),
-    (["model=mlp", "model.depth=x"], "model.depth=x is not a number"),
+    (["model=mlp", "model.depth=x"], "model.depth=x is not an integer (default 1)"),
     (["wd=0.1,1.0"], "wd=0.1,1.0 is a sweep: add -m to run it as a grid"),
     (["-m", "wd=0.1,abc"], "in wd=0.1,abc: wd=abc is not a number"),
     (["-m", "op=add,pow"], "in op=add,pow: op=pow is not an option"),

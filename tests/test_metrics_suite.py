@@ -1,11 +1,13 @@
 """The MetricSuite: settings, schedule, skipped metrics, checkpoint extras, and one real run."""
 import math
+import re
 
 import pytest
 import torch
 from omegaconf import OmegaConf
 
 from grokking.data import Dataset, build_dataset
+from grokking.config import check_command_line
 from grokking.errors import ConfigError
 from grokking.metrics import SETTINGS_FILE, MetricSuite, load_settings
 from grokking.models import build_model
@@ -24,19 +26,26 @@ def suite_for(overrides: list[str], **settings):
 
 
 def test_settings_default_to_the_config_group_file():
-    assert load_settings(OmegaConf.create({})) == OmegaConf.load(SETTINGS_FILE)
+    defaults = OmegaConf.load(SETTINGS_FILE)
+    defaults.pop("defaults")
+    assert load_settings(OmegaConf.create({})) == defaults
     assert load_settings(make_cfg(["metrics.rank_every=3"])).rank_every == 3
 
 
-@pytest.mark.parametrize("metrics, message", [
-    ({"rank_evry": 2}, "unknown metrics.rank_evry"),
-    ({"every": -1}, "metrics.every=-1"),
-    ({"probe_every": 0.5}, "metrics.probe_every=0.5"),
-    ({"fourier_every": True}, "metrics.fourier_every=True"),
+def test_unknown_settings_of_an_old_run_are_refused():
+    with pytest.raises(ConfigError, match="unknown metrics.rank_evry"):
+        load_settings(OmegaConf.create({"metrics": {"rank_evry": 2}}))
+
+
+@pytest.mark.parametrize("override, message", [
+    ("metrics.rank_evry=2", "there is no setting metrics.rank_evry; did you mean rank_every"),
+    ("metrics.every=-1", "metrics.every=-1 is invalid; it must be >= 0"),
+    ("metrics.probe_every=0.5", "metrics.probe_every=0.5 is not an integer"),
+    ("metrics.fourier_every=true", "metrics.fourier_every=true is not an integer"),
 ])
-def test_bad_settings_are_refused(metrics, message):
-    with pytest.raises(ConfigError, match=message):
-        load_settings(OmegaConf.create({"metrics": metrics}))
+def test_bad_settings_are_refused(override, message):
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        check_command_line([override])
 
 
 def test_every_zero_turns_everything_off():

@@ -20,13 +20,25 @@ def group_of(name: str) -> str:
     return parts[0]
 
 
-def weight_norms(model: nn.Module) -> dict:
-    """weight_norm over all parameters and norm/<group> per group (one norm kernel per parameter,
+def l2_norms(named: list[tuple[str, torch.Tensor]], total: str) -> dict:
+    """``total`` over all tensors and ``total/<group>`` per group (one norm kernel per tensor,
     one device sync; the groups are combined in float64 on the host)."""
-    names, params = zip(*model.named_parameters())
-    norms = torch.stack([torch.linalg.vector_norm(p.detach()) for p in params]).tolist()
+    names = [name for name, _ in named]
+    norms = torch.stack([torch.linalg.vector_norm(t) for _, t in named]).tolist() if named else []
     squares: dict[str, float] = {}
     for name, norm in zip(names, norms):
         squares[group_of(name)] = squares.get(group_of(name), 0.0) + norm**2
-    groups = {f"norm/{group}": math.sqrt(value) for group, value in squares.items()}
-    return {"weight_norm": math.sqrt(sum(squares.values())), **groups}
+    groups = {f"{total}/{group}": math.sqrt(value) for group, value in squares.items()}
+    return {total: math.sqrt(sum(squares.values())), **groups} if named else {}
+
+
+def weight_norms(model: nn.Module) -> dict:
+    """weight_norm over all parameters and norm/<group> per group."""
+    out = l2_norms([(n, p.detach()) for n, p in model.named_parameters()], "weight_norm")
+    return {k.replace("weight_norm/", "norm/"): v for k, v in out.items()}
+
+
+def grad_norms(model: nn.Module) -> dict:
+    """grad_norm and grad_norm/<group> of the gradients the last backward pass left (before any
+    Grokfast filter), as He et al. (2025, seed 003) track them through grokking."""
+    return l2_norms([(n, p.grad.detach()) for n, p in model.named_parameters() if p.grad is not None], "grad_norm")
