@@ -23,6 +23,7 @@ from pathlib import Path
 import yaml
 
 from grokking import schema
+from grokking.loggers import summary_values
 from grokking.record import RunRecord
 
 REPEAT_KEY = "seed"
@@ -72,7 +73,8 @@ def load_wandb_group(project_path: str, group: str) -> list[Run]:
     runs = []
     for run in wandb.Api().runs(project_path, filters={"group": group}):
         rows = run.scan_history(keys=["_step", "val/acc"])
-        runs.append(Run(run.name, parse_name(run.name or ""), dict(run.summary_metrics), _curve(rows, "_step")))
+        final = summary_values(run.summary_metrics)  # {"max": .., "last": ..} of val/acc etc.: the last
+        runs.append(Run(run.name, parse_name(run.name or ""), final, _curve(rows, "_step")))
     return runs
 
 

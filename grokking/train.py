@@ -260,7 +260,7 @@ def run_training(cfg, config: dict, record: RunRecord, stored: dict | None, logg
     final = summary("completed")
     record.write_summary(final)
     logger.summary(final)
-    logger.images({p.stem: p for p in sorted((record.dir / "analysis").glob("*.png"))})
+    logger.curves(history, marks)
     return final
 
 

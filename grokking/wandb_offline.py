@@ -5,7 +5,7 @@ with the move to the Go core), so the format is parsed here. A `.wandb` file is 
 header (b":W&B", magic 0xBEE1, version 0) followed by a LevelDB-style log: 32 KiB blocks of
 chunks, each a 7-byte header (crc32, length, type FULL/FIRST/MIDDLE/LAST) and data; a block
 tail too short for a chunk header is zero padding. Each reassembled payload is one
-`wandb_internal_pb2.Record` (run, config, history, summary, exit, ...) whose values are JSON.
+`wandb_internal_pb2.Record` (run, config, metric, history, summary, exit, ...) whose values are JSON.
 
 A resumed run (same id) is a further file in its own `offline-run-...-<id>[-N]` folder,
 holding only what was logged after the resume; `wandb sync` uploads such files in order.
@@ -38,6 +38,8 @@ class OfflineRun:
     config: dict
     history: list[dict]
     summary: dict
+    metrics: dict[str, dict] = field(default_factory=dict)  # define_metric: name or glob -> options
+    entity: str = ""
     resumed: bool = False
     exit_code: int | None = None  # None: the run never finished (crashed or still running)
     path: Path | None = field(default=None, repr=False)
@@ -69,6 +71,8 @@ def read_run(wandb_file: Path) -> OfflineRun:
             run.history.append(_apply({}, record.history.item, []))
         elif kind == "summary":
             _apply(run.summary, record.summary.update, record.summary.remove)
+        elif kind == "metric":
+            _read_metric(run.metrics, record.metric)
         elif kind == "exit":
             run.exit_code = record.exit.exit_code
     run.config.pop("_wandb", None)
@@ -78,8 +82,14 @@ def read_run(wandb_file: Path) -> OfflineRun:
 
 def _read_run_record(run: OfflineRun, rec) -> None:
     run.run_id, run.name, run.group = rec.run_id, rec.display_name, rec.run_group
-    run.project, run.tags, run.resumed = rec.project, list(rec.tags), rec.resume
+    run.project, run.entity, run.tags, run.resumed = rec.project, rec.entity, list(rec.tags), rec.resume
     _apply(run.config, rec.config.update, rec.config.remove)
+
+
+def _read_metric(metrics: dict, rec) -> None:
+    """A define_metric record as {"step_metric": name or "", "summary": ["max", "last", ...]}."""
+    aggregates = [f.name for f, on in rec.summary.ListFields() if on]
+    metrics[rec.name or rec.glob_name] = {"step_metric": rec.step_metric, "summary": aggregates}
 
 
 def _apply(target: dict, updates, removes) -> dict:

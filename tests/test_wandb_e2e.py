@@ -1,5 +1,6 @@
 """Real trainings with logger=wandb, offline: the .wandb files are read back and compared with the
 run record (metrics.jsonl, summary.json, the stored config); a broken W&B never stops training."""
+import hashlib
 import json
 import logging
 
@@ -7,7 +8,8 @@ import pytest
 import torch
 import wandb
 
-from grokking.loggers import RUN_ID_FILE
+from grokking.analyze import analyse
+from grokking.loggers import CURVES_FILE, RUN_ID_FILE, summary_values
 from grokking.wandb_offline import find_offline_runs, read_run
 from tests.helpers import FAST, cli, metrics, run
 
@@ -36,8 +38,19 @@ def assert_rows_mirror_metrics(rows, run_dir):
     records = metrics(run_dir)
     assert [row["_step"] for row in rows] == [r["step"] for r in records]
     for row, record in zip(rows, records):
-        numbers = {k: v for k, v in record.items() if k != "step" and isinstance(v, (int, float))}
+        numbers = {k: v for k, v in record.items() if isinstance(v, (int, float))}
         assert {k: v for k, v in row.items() if not k.startswith("_")} == numbers
+
+
+def logged_curves(wb) -> str:
+    """The sha256 of the "curves" image in the row after the last evaluation; no other image."""
+    media = {k: v for k, v in wb.history[-1].items() if isinstance(v, dict) and v.get("_type") == "image-file"}
+    assert list(media) == ["curves"]
+    return media["curves"]["sha256"]
+
+
+def sha256(path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def completed(run_dir, steps):
@@ -55,8 +68,11 @@ def test_a_run_mirrors_its_record(tmp_path):
     assert_rows_mirror_metrics(rows, run_dir)
     assert wb.config == torch.load(run_dir / "checkpoints" / "last.pt", weights_only=False)["config"]
     summary = json.loads((run_dir / "summary.json").read_text())
-    assert {k: wb.summary[k] for k in summary} == summary
+    assert {k: summary_values(wb.summary)[k] for k in summary} == summary
     assert summary["status"] == "completed" and "steps_to_grok" in wb.summary
+    assert wb.summary["val/acc"]["max"] == max(r["val/acc"] for r in metrics(run_dir))
+    assert wb.metrics["*"]["step_metric"] == "step"
+    assert logged_curves(wb) == sha256(run_dir / CURVES_FILE)
 
 
 @pytest.mark.slow
@@ -92,6 +108,25 @@ def test_extending_a_run_appends_to_its_wandb_run(tmp_path):
     assert [(r.run_id, r.resumed) for r in runs] == [((tmp_path / RUN_ID_FILE).read_text(), False),
                                                      (runs[0].run_id, True)]
     assert_rows_mirror_metrics(rows, tmp_path)
+
+
+def test_extending_after_an_analysis_logs_only_this_runs_curves(tmp_path):
+    """A run logs the curves it drew; extended after `grokking.analyze`, it logs its new curves,
+    not the analysis PNGs left in the folder before it started."""
+    run(tmp_path, QUICK + ["steps=20"])
+    analyse(tmp_path, device="cpu")
+    run(tmp_path, QUICK + ["steps=40"])
+    first, second = (read_run(p) for p in find_offline_runs(tmp_path))
+    assert logged_curves(first) != logged_curves(second) == sha256(tmp_path / CURVES_FILE)
+    assert logged_curves(second) != sha256(tmp_path / "analysis" / "curves.png")
+    assert sorted(p.name for p in (tmp_path / "analysis").glob("*.png"))  # the analysis made some
+
+
+def test_wandb_mode_disabled_writes_no_wandb_files(tmp_path, monkeypatch):
+    monkeypatch.setenv("WANDB_MODE", "disabled")
+    run(tmp_path, QUICK + ["steps=20"])
+    assert completed(tmp_path, 20)
+    assert not any(p.name.startswith("wandb") for p in tmp_path.iterdir())
 
 
 @pytest.mark.slow
