@@ -313,3 +313,7 @@ def main(argv: list[str] | None = None) -> int:
         written.append(plot_phase(runs, *axes, out / f"phase_{axes[0]}_{axes[1]}.png"))
     print("\n".join(f"wrote {p}" for p in written))
     return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -38,7 +38,7 @@ from grokking.record import RunRecord, check_same_run
 from grokking.schedule import eval_steps
 
 MILESTONE_NAMES = {"steps_to_memorize": "memorised", "steps_to_grok": "grokked"}
-log = logging.getLogger(__name__)
+log = logging.getLogger("grokking.train")  # also when run as __main__
 
 
 @dataclass
@@ -156,6 +156,7 @@ def run_training(cfg, config: dict, record: RunRecord, stored: dict | None, logg
         torch.set_num_threads(cfg.threads)
     device = pick_device(cfg.device)
     data = build_dataset(cfg).to(device)
+    log.debug("%s on %s: %d training and %d validation examples", record.dir, device, len(data.train_idx), len(data.val_idx))
     torch.manual_seed(cfg.seed)
     model = build_model(cfg, data)
     if cfg.init_from and stored is None:

@@ -111,8 +111,46 @@ def test_changed_config_in_the_same_folder_is_refused(tmp_path):
 
 
 def test_a_failing_job_does_not_stop_a_local_grid(tmp_path):
-    out = cli(["-m", *QUICK, "frac=1.5,0.5", "sweep_name=g"], tmp_path)
-    assert out.returncode != 0 and "split.frac=1.5 is out of range" in out.stderr
+    # 5000 training pairs do not fit the 2209 of p=47: a combination, found when that run starts
+    out = cli(["-m", *QUICK, "split.n_train=5000,500", "sweep_name=g"], tmp_path)
+    assert out.returncode != 0 and "split.n_train=5000 is out of range" in out.stderr
     sweep = tmp_path / "runs" / "sweeps" / "g"
     status = {p.name: json.loads((p / "summary.json").read_text())["status"] for p in sweep.iterdir() if p.is_dir()}
-    assert status == {"eval_every=10,frac=1.5,p=47": "failed", "eval_every=10,frac=0.5,p=47": "completed"}
+    assert status == {"eval_every=10,frac=0.5,p=47,split.n_train=5000": "failed",
+                      "eval_every=10,frac=0.5,p=47,split.n_train=500": "completed"}
+
+
+def test_every_value_of_a_grid_is_checked_before_any_run_starts(tmp_path):
+    out = cli(["-m", *QUICK, "frac=0.5,1.5", "sweep_name=g"], tmp_path)
+    assert out.returncode == 2
+    assert out.stderr.strip() == "grokking: error: in frac=0.5,1.5: frac=1.5 is invalid; it must be > 0 and <= 1"
+    assert not (tmp_path / "runs").exists()
+
+
+def test_divergence_is_a_status_one_line_and_a_nonzero_exit(tmp_path):
+    out = cli(QUICK + ["lr=1e5"], tmp_path)
+    assert out.returncode == 3, out.stderr
+    assert "Traceback" not in out.stderr
+    [line] = [ln for ln in out.stderr.splitlines() if ln.startswith("grokking:")]
+    assert line.startswith("grokking: diverged: train/loss is ")
+    [summary] = (tmp_path / "runs").glob("*/summary.json")
+    assert json.loads(summary.read_text())["status"] == "diverged"
+
+
+def test_a_diverged_run_is_an_outcome_of_a_grid_not_a_failure(tmp_path):
+    out = cli(["-m", *QUICK, "lr=1e5,1e-3", "sweep_name=g"], tmp_path)
+    assert out.returncode == 0, out.stderr
+    sweep = tmp_path / "runs" / "sweeps" / "g"
+    status = {p.name: json.loads((p / "summary.json").read_text())["status"] for p in sweep.iterdir() if p.is_dir()}
+    assert sorted(status.values()) == ["completed", "diverged"]
+    table = subprocess.run([sys.executable, "-m", "grokking.compare", str(sweep)], capture_output=True, text=True)
+    assert table.returncode == 0, table.stderr
+    assert any("diverged" in ln and "100000" in ln for ln in table.stdout.splitlines())
+
+
+def test_progress_and_milestones_go_through_logging_into_train_log(tmp_path):
+    out = cli(FAST + ["steps=300", "progress=lines", "hydra.verbose=true", "hydra.run.dir=r"], tmp_path)
+    assert out.returncode == 0, out.stderr
+    log = (tmp_path / "r" / "train.log").read_text()
+    assert "[grokking.progress][INFO] - step 300/300" in log and "memorised at step" in log
+    assert "[grokking.train][DEBUG]" in log and "memorised at step" in out.stderr
