@@ -30,7 +30,8 @@ from grokking.models import build_model
 from grokking.optim import build_grad_filter, build_optimizer, set_warmup_lr
 from grokking.preemption import StopSignals
 from grokking.progress import Progress
-from grokking.record import RESUMABLE_KEYS, RunRecord, check_same_run
+from grokking.record import RESUMABLE_KEYS, NoSpace, RunRecord, check_same_run
+from grokking.runlock import one_process_per_run
 from grokking.schedule import eval_steps
 
 MILESTONE_NAMES = {"steps_to_memorize": "memorised", "steps_to_grok": "grokked"}
@@ -142,6 +143,7 @@ def load_weights(model, source: str) -> None:
         raise ConfigError(f"init_from={source} does not fit this model: {first}") from None
 
 
+@one_process_per_run  # a second process on run_dir is refused (grokking/runlock.py)
 def train(cfg: DictConfig, run_dir: Path) -> dict:
     """Train (or continue) the run in ``run_dir`` and return its summary."""
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -161,7 +163,7 @@ def train(cfg: DictConfig, run_dir: Path) -> dict:
         status = "interrupted" if isinstance(e, (KeyboardInterrupt, SystemExit)) else "failed"
         summary = record.read_summary()
         summary.update(status=status, error=f"{type(e).__name__}: {e}")
-        record.write_summary(summary)
+        record.write_summary_if_room(summary)
         raise
 
 
@@ -295,7 +297,7 @@ def main(cfg: DictConfig) -> dict:
         if cfg.resume:
             cfg = resume_config(cfg, run_dir)
         return train(cfg, run_dir)
-    except ConfigError as e:
+    except (ConfigError, NoSpace) as e:
         report(e)
         if HydraConfig.get().mode == RunMode.MULTIRUN:
             raise  # jobs of a grid may share this process: let Hydra record the failure and go on
