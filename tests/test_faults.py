@@ -169,9 +169,9 @@ def test_with_no_readable_checkpoint_the_rerun_stops_with_one_line(tmp_path):
     assert out.stderr.splitlines()[-1].startswith(
         f"grokking: error: no checkpoint to continue from in {run_dir}: checkpoints/last.pt is unreadable (")
     assert "restore a copy of the folder or remove it to start afresh" in out.stderr.splitlines()[-1]
-    after = files(run_dir)
-    assert {k: after[k] for k in after if not k.startswith(".hydra")} == \
-           {k: before[k] for k in before if not k.startswith(".hydra")}
+    after = files(run_dir)  # the refused launch's own note (run.lock) and .hydra files aside
+    assert {k: after[k] for k in after if not k.startswith((".hydra", "run.lock"))} == \
+           {k: before[k] for k in before if not k.startswith((".hydra", "run.lock"))}
 
 
 def test_a_model_only_snapshot_is_not_continued_from(tmp_path):
@@ -191,7 +191,7 @@ def test_a_model_only_snapshot_is_not_continued_from(tmp_path):
 LIMITED_WRITES = """
 import resource, signal, sys, torch
 from pathlib import Path
-from grokking.record import NoSpace, RunRecord
+from grokking.record import RunRecord
 
 signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # writes past the limit fail with EFBIG
 record = RunRecord(Path(sys.argv[1]))
@@ -203,7 +203,7 @@ for write in (lambda: record.save({"step": 20, "model": {"w": torch.zeros(4096)}
               lambda: record.write_summary({"status": "running", "pad": "x" * 5000})):
     try:
         write()
-    except NoSpace as e:
+    except OSError as e:  # NoSpace, naming the file
         print(e)
 """
 
@@ -250,8 +250,7 @@ def test_a_full_disk_stops_the_run_with_one_line_and_a_readable_record(tmp_path)
     after_fault, resumed = tmp_path / "after_fault" / name, tmp_path / "resumed" / name
     full_err = (tmp_path / "full.err").read_text().splitlines()
     assert (tmp_path / "full.rc").read_text().strip() == "2"
-    assert full_err[-1] == f"grokking: error: no space left on device writing {disk / name}/checkpoints/last.pt"
-    assert len([line for line in full_err if line.startswith("grokking:")]) == 1
+    assert full_err == [f"grokking: error: no space left on device writing {disk / name}/checkpoints/last.pt"]
     assert not list(after_fault.rglob("*.tmp"))
     summary = json.loads((after_fault / "summary.json").read_text())
     assert summary["status"] == "failed" and "no space left on device" in summary["error"] and summary["step"] == 40
