@@ -62,9 +62,14 @@ class GradFilter:
         return {"avg": self.avg, "history": list(self.history) if self.history is not None else None}
 
     def load_state_dict(self, state: dict) -> None:
-        self.avg = state["avg"]
+        """Checkpoints load onto the CPU: each saved tensor goes to the device of its parameter."""
+        self.avg = None if state["avg"] is None else self.on_param_devices(state["avg"])
         if self.history is not None:
-            self.history.extend(state["history"])
+            self.history.clear()
+            self.history.extend(self.on_param_devices(grads) for grads in state["history"])
+
+    def on_param_devices(self, tensors: list[torch.Tensor]) -> list[torch.Tensor]:
+        return [t.to(p.device) for t, p in zip(tensors, self.params, strict=True)]
 
 
 def build_grad_filter(cfg, params) -> GradFilter | None:

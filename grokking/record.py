@@ -3,17 +3,26 @@
     metrics.jsonl         one JSON object per evaluation: step, train/loss, train/acc, val/loss, ...
     summary.json          status, final values, milestones, wall time, device (rewritten atomically)
     checkpoints/last.pt   everything needed to continue exactly (model, optimizer, RNG, step, config)
-    checkpoints/step_XXXXXXX.pt  periodic model snapshots kept for analysis
+    checkpoints/step_XXXXXXX.pt  periodic snapshots, the same full state: analysis reads their
+                          model, and a run whose last.pt is unreadable continues from the newest
     .hydra/               Hydra's composed config, overrides and hydra settings
+    run.lock              held by the process training in the folder (grokking/runlock.py)
 
-Every write either appends a flushed line or replaces a file atomically, so a run killed at any
-moment leaves a readable record up to its last evaluation.
+Every write either appends a whole line or replaces a file atomically, so a run killed at any
+moment leaves a readable record up to its last evaluation. A full disk stops the run with
+``NoSpace`` naming the file; the write it cut short leaves no temporary file or partial line.
 """
 from __future__ import annotations
 
+import errno
+import io
 import json
+import logging
 import math
 import os
+import pickle
+import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -21,11 +30,51 @@ import torch
 from grokking import schema
 from grokking.errors import ConfigError
 
+log = logging.getLogger(__name__)
+log.addHandler(logging.NullHandler())  # warn() prints its own stderr line: no second one from logging's fallback
+
+# errno values that mean the disk (or the quota, or the file size limit) has no room for a write
+NO_ROOM = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+
+
+class NoSpace(OSError):
+    """A record file could not be written for lack of room; the message names the file."""
+
+
+@contextmanager
+def writing(path: Path):
+    """Turn a full-disk OSError raised inside into ``NoSpace`` naming ``path``."""
+    try:
+        yield
+    except OSError as e:
+        if e.errno not in NO_ROOM or isinstance(e, NoSpace):
+            raise
+        raise NoSpace(f"{os.strerror(e.errno).lower()} writing {path}") from None
+
+
 def atomic_write(path: Path, write) -> None:
-    """Write through a temporary file and rename it over ``path``."""
+    """Write through a temporary file and rename it over ``path``; on failure remove the
+    temporary file and leave ``path`` as it was."""
     tmp = path.with_name(path.name + ".tmp")
-    write(tmp)
-    os.replace(tmp, path)
+    try:
+        with writing(path):
+            write(tmp)
+            os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+_warned: set[str] = set()  # resume=<folder> reads the checkpoint twice: say each thing once
+
+
+def warn(message: str) -> None:
+    """A warning for the log (Hydra's train.log) and one line on stderr, once per process."""
+    if message not in _warned:
+        _warned.add(message)
+        log.warning(message)
+        if not logging.getLogger().handlers:  # no job logging (not under Hydra): one line of our own
+            print(f"grokking: warning: {message}", file=sys.stderr)
 
 
 def jsonable(value):
@@ -66,13 +115,29 @@ class RunRecord:
         return kept
 
     def append(self, record: dict) -> None:
-        with self.metrics_path.open("a") as f:
-            f.write(json.dumps(jsonable(record)) + "\n")
+        """Add one line; a write cut short (full disk) is taken back, leaving no partial line."""
+        line = memoryview((json.dumps(jsonable(record)) + "\n").encode())
+        with writing(self.metrics_path), open(self.metrics_path, "ab", buffering=0) as f:
+            end = f.seek(0, os.SEEK_END)
+            try:
+                while line:
+                    line = line[f.write(line):]
+            except OSError:
+                f.truncate(end)
+                raise
 
     # --- summary.json ------------------------------------------------------------------------
     def write_summary(self, summary: dict) -> None:
         text = json.dumps(jsonable(summary), indent=2) + "\n"
         atomic_write(self.summary_path, lambda tmp: tmp.write_text(text))
+
+    def write_summary_if_room(self, summary: dict) -> None:
+        """The summary of a run that is ending on an error: on a full disk the last complete
+        summary stays, and the error being raised is the one reported."""
+        try:
+            self.write_summary(summary)
+        except NoSpace:
+            pass
 
     def read_summary(self) -> dict:
         return json.loads(self.summary_path.read_text()) if self.summary_path.exists() else {}
@@ -83,18 +148,32 @@ class RunRecord:
         return self.checkpoint_dir / "last.pt"
 
     def save(self, state: dict, snapshot: bool) -> None:
-        """Write ``last.pt``; with ``snapshot`` also keep the model at this step for analysis."""
+        """Write ``last.pt``; with ``snapshot`` also keep the same state as ``step_XXXXXXX.pt``
+        (for analysis, and to continue from if ``last.pt`` is lost)."""
         self.checkpoint_dir.mkdir(parents=True, exist_ok=True)
-        atomic_write(self.last_path, lambda tmp: torch.save(state, tmp))
-        if snapshot:
-            keep = {k: state[k] for k in ("step", "model", "config", "metrics") if k in state}
-            path = self.checkpoint_dir / f"step_{state['step']:07d}.pt"
-            atomic_write(path, lambda tmp: torch.save(keep, tmp))
+        buffer = io.BytesIO()  # serialised once for both files; torch.save to a path would hide ENOSPC
+        torch.save(state, buffer)
+        paths = [self.last_path] + ([self.checkpoint_dir / f"step_{state['step']:07d}.pt"] if snapshot else [])
+        for path in paths:
+            atomic_write(path, lambda tmp: tmp.write_bytes(buffer.getbuffer()))
 
     def load_last(self) -> dict | None:
-        if not self.last_path.exists():
+        """The state to continue from: ``last.pt``, or where that is unreadable (a copy cut
+        short, a full disk) the newest snapshot that loads, with a warning; None for a new run."""
+        snapshots = self.snapshots()[::-1]
+        if not snapshots and not self.last_path.exists():
             return None
-        return torch.load(self.last_path, map_location="cpu", weights_only=False)
+        problems = []
+        for path in [self.last_path, *snapshots]:
+            state, problem = load_checkpoint(path)
+            if problem is None:
+                if problems:
+                    warn(f"{self.dir}: {'; '.join(problems)}; continuing from {path.relative_to(self.dir)} "
+                         f"(step {state['step']})")
+                return state
+            problems.append(f"{path.relative_to(self.dir)} {problem}")
+        raise ConfigError(f"no checkpoint to continue from in {self.dir}: {'; '.join(problems)}; "
+                          "restore a copy of the folder or remove it to start afresh")
 
     def snapshots(self) -> list[Path]:
         return sorted(self.checkpoint_dir.glob("step_*.pt"))
@@ -108,6 +187,19 @@ class RunRecord:
         """Put back the .hydra files of the stored run (Hydra overwrote them on this launch)."""
         for name, text in files.items():
             (self.dir / ".hydra" / name).write_text(text)
+
+
+def load_checkpoint(path: Path) -> tuple[dict | None, str | None]:
+    """(the state in ``path``, None), or (None, why it cannot be continued from)."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=False)
+    except FileNotFoundError:
+        return None, "is missing"
+    except (RuntimeError, EOFError, pickle.UnpicklingError) as e:
+        return None, f"is unreadable ({str(e).split('. ')[0] or type(e).__name__})"
+    if "optimizer" not in state:
+        return None, "holds only the model (a snapshot from before snapshots kept the full state)"
+    return state, None
 
 
 def config_changes(stored: dict, current: dict, prefix: str = "") -> list[str]:

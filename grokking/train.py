@@ -34,7 +34,8 @@ from grokking.models import build_model
 from grokking.optim import build_grad_filter, build_optimizer, set_warmup_lr
 from grokking.preemption import StopSignals
 from grokking.progress import Progress
-from grokking.record import RunRecord, check_same_run
+from grokking.record import NoSpace, RunRecord, check_same_run
+from grokking.runlock import one_process_per_run
 from grokking.schedule import eval_steps
 
 MILESTONE_NAMES = {"steps_to_memorize": "memorised", "steps_to_grok": "grokked"}
@@ -126,6 +127,7 @@ def load_weights(model, source: str) -> None:
         raise ConfigError(f"init_from={source} does not fit this model: {first}") from None
 
 
+@one_process_per_run  # a second process on run_dir is refused (grokking/runlock.py)
 def train(cfg: DictConfig, run_dir: Path) -> dict:
     """Train (or continue) the run in ``run_dir`` and return its summary."""
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -146,7 +148,7 @@ def train(cfg: DictConfig, run_dir: Path) -> dict:
         status = {Diverged: "diverged", KeyboardInterrupt: "interrupted", SystemExit: "interrupted"}.get(type(e), "failed")
         summary = record.read_summary()
         summary.update(status=status, error=f"{type(e).__name__}: {e}")
-        record.write_summary(summary)
+        record.write_summary_if_room(summary)
         raise
 
 
@@ -286,7 +288,7 @@ def main(cfg: DictConfig) -> dict:
         if cfg.resume:
             cfg = resume_config(cfg, run_dir)
         return train(cfg, run_dir)
-    except (ConfigError, Diverged) as e:
+    except (ConfigError, Diverged, NoSpace) as e:
         report(e)
         if HydraConfig.get().mode != RunMode.MULTIRUN:
             sys.exit(EXIT_CODES[type(e)])
@@ -295,7 +297,7 @@ def main(cfg: DictConfig) -> dict:
         raise  # jobs of a grid may share this process: let Hydra record the failure and go on
 
 
-EXIT_CODES = {ConfigError: 2, Diverged: 3}
+EXIT_CODES = {ConfigError: 2, NoSpace: 2, Diverged: 3}
 
 
 def report(error: Exception) -> None:
