@@ -29,6 +29,7 @@ import torch
 
 from grokking import schema
 from grokking.errors import ConfigError
+from grokking.progress import ConsoleHandler
 
 log = logging.getLogger(__name__)
 log.addHandler(logging.NullHandler())  # warn() prints its own stderr line: no second one from logging's fallback
@@ -73,8 +74,8 @@ def warn(message: str) -> None:
     if message not in _warned:
         _warned.add(message)
         log.warning(message)
-        if not logging.getLogger().handlers:  # no job logging (not under Hydra): one line of our own
-            print(f"grokking: warning: {message}", file=sys.stderr)
+        if not any(isinstance(h, ConsoleHandler) for h in logging.getLogger().handlers):
+            print(f"grokking: warning: {message}", file=sys.stderr)  # no job logging shows it (not under Hydra)
 
 
 def jsonable(value):
