@@ -64,7 +64,7 @@ def choices(name: str, *options: str) -> type[Choice]:
 Activation = choices("Activation", "relu", "gelu", "silu", "tanh", "quad", "identity")
 Loss = choices("Loss", "ce", "mse")
 LossDtype = choices("LossDtype", "float32", "float64")
-EvalSchedule = choices("EvalSchedule", "linear", "log")
+EvalSchedule = choices("EvalSchedule", "linear", "log", "log_linear")
 ProgressMode = choices("ProgressMode", "auto", "bar", "lines", "none")
 Normalise = choices("Normalise", "unit", "standard")
 Embedding = choices("Embedding", "onehot", "learned")

@@ -99,11 +99,21 @@ def per_example_loss(logits, labels, kind: str, dtype: str) -> torch.Tensor:
     return (logits - targets).pow(2).mean(dim=-1)
 
 
+EVAL_ROWS_CPU = 512  # rows per chunk of an evaluation on a CPU (docs/performance.md)
+
+
 @torch.no_grad()
 def evaluate(model, data, cfg, features: bool):
-    """Loss and accuracy of both splits from one forward pass over every example."""
-    out = model(data.inputs, features=features)
-    logits, feats = out if features else (out, {})
+    """Loss and accuracy of both splits from one forward pass over every example. On a CPU the
+    pass goes in chunks of rows, whose activations stay in cache (20-35 % less time, the same
+    numbers); a GPU takes all rows at once."""
+    rows = EVAL_ROWS_CPU if data.inputs.device.type == "cpu" else len(data.inputs)
+    outs = [model(chunk, features=features) for chunk in data.inputs.split(rows)]
+    if features:
+        logits = torch.cat([out[0] for out in outs])
+        feats = {key: torch.cat([out[1][key] for out in outs]) for key in outs[0][1]}
+    else:
+        logits, feats = torch.cat(outs), {}
     losses = per_example_loss(logits, data.labels, cfg.loss, cfg.loss_dtype).float()
     correct = (logits.argmax(dim=-1) == data.labels).float()
     values = [x[idx].mean() for idx in (data.train_idx, data.val_idx) for x in (losses, correct)]
@@ -202,7 +212,7 @@ def run_training(cfg, config: dict, record: RunRecord, stored: dict | None, logg
         return out
 
     def log_eval() -> dict:
-        rec, logits, feats = evaluate(model, data, cfg, features=metrics.wants_features)
+        rec, logits, feats = evaluate(model, data, cfg, features=metrics.wants_features_at(step))
         rec = {"step": step, **rec, **metrics(step, logits, feats), **last_grad_norms}
         if not math.isfinite(rec["train/loss"]):
             record.append(rec)  # the diverged evaluation stays in the record, as the step it happened

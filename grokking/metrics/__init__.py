@@ -102,6 +102,10 @@ class MetricSuite:
     def wants_features(self) -> bool:
         return any(self.enabled(group) for group in FEATURE_GROUPS)
 
+    def wants_features_at(self, step: int) -> bool:
+        """Whether the evaluation at ``step`` needs the features (a group that reads them is due)."""
+        return any(self.due(group, step) for group in FEATURE_GROUPS)
+
     @torch.no_grad()
     def __call__(self, step: int, logits: torch.Tensor, features: dict) -> dict:
         out = {}
