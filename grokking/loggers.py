@@ -25,6 +25,7 @@ from omegaconf import DictConfig, OmegaConf
 log = logging.getLogger(__name__)
 
 RUN_ID_FILE = "wandb_run_id.txt"
+_live_runs = set()  # W&B runs of this process not finished yet (several at once in a pack)
 
 
 class NullLogger:
@@ -131,8 +132,9 @@ def _init_run(cfg: DictConfig, run_dir: Path):
         settings=wandb.Settings(
             init_timeout=lc.get("init_timeout", 30),
             finish_timeout=lc.get("finish_timeout", 120),
-            # Several jobs in one process (Hydra's basic launcher): a new init ends the last run.
-            reinit="finish_previous",
+            # Several runs in one process: one after another (Hydra's basic launcher) or at once
+            # (the members of a pack, grokking/pack): each init makes a new run beside the others.
+            reinit="create_new",
             # Nothing that probes git or copies code; no stdout capture; no banner.
             disable_git=True,
             save_code=False,
@@ -141,6 +143,7 @@ def _init_run(cfg: DictConfig, run_dir: Path):
         ),
     )
     id_file.write_text(run.id)
+    _live_runs.add(run)
     return run
 
 
@@ -175,7 +178,7 @@ def _log_row(run, step: int, values: dict) -> None:
 
 
 def _finish(run, exit_code: int) -> None:
-    """run.finish(), then wandb.teardown() to wait for the files.
+    """run.finish(), then, after the last live run, wandb.teardown() to wait for the files.
 
     In wandb 0.31 run.finish() returns before the wandb-core service has written the tail
     of the offline `.wandb` file; teardown waits for the service to end. The next run's
@@ -184,7 +187,9 @@ def _finish(run, exit_code: int) -> None:
     import wandb
 
     run.finish(exit_code=exit_code)
-    wandb.teardown()
+    _live_runs.discard(run)
+    if not _live_runs:  # teardown would end the other live runs of a pack
+        wandb.teardown()
 
 
 def _wandb_images(paths: dict[str, Path]) -> dict:

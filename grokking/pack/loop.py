@@ -90,6 +90,7 @@ class Member:
     def summary(self, started: float, device) -> dict:
         out = {"status": self.status, "step": self.step, "steps": self.cfg.steps,
                **(self.history[-1] if self.history else {}), **self.marks}
+        out["step"] = self.step  # a diverged run's last record is older than its step
         if self.error:
             out["error"] = self.error
         out.update(wall_time_s=round(self.wall(started), 3), device=str(device), run_dir=str(self.run_dir))
