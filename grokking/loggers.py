@@ -25,7 +25,7 @@ from omegaconf import DictConfig, OmegaConf
 log = logging.getLogger(__name__)
 
 RUN_ID_FILE = "wandb_run_id.txt"
-_live_runs = set()  # W&B runs of this process not finished yet (several at once in a pack)
+_pack_runs = set()  # live W&B runs of the members of a pack (grokking/pack): several at once
 
 
 class NullLogger:
@@ -53,10 +53,10 @@ class NullLogger:
 class WandbLogger(NullLogger):
     """Mirrors a run to W&B; degrades to a NullLogger on the first W&B error."""
 
-    def __init__(self, cfg: DictConfig, run_dir: Path):
+    def __init__(self, cfg: DictConfig, run_dir: Path, in_pack: bool = False):
         self._run = None
         try:
-            self._run = _init_run(cfg, Path(run_dir))
+            self._run = _init_run(cfg, Path(run_dir), in_pack)
         except Exception as e:  # W&B must never stop training
             _warn("init", e)
 
@@ -96,17 +96,18 @@ class WandbLogger(NullLogger):
             _warn(what, e)
 
 
-def make_logger(cfg: DictConfig, run_dir: Path) -> NullLogger:
-    """The logger chosen by `cfg.logger.name` ("none" or "wandb")."""
+def make_logger(cfg: DictConfig, run_dir: Path, in_pack: bool = False) -> NullLogger:
+    """The logger chosen by `cfg.logger.name` ("none" or "wandb"); ``in_pack``: the run is one
+    of several trained at once in this process, each with its own live W&B run."""
     name = OmegaConf.select(cfg, "logger.name", default="none")
     if name == "wandb" and OmegaConf.select(cfg, "logger.mode") != "disabled":
-        return WandbLogger(cfg, run_dir)
+        return WandbLogger(cfg, run_dir, in_pack)
     if name in ("none", "wandb"):
         return NullLogger()
     raise ValueError(f"unknown logger {name!r}; expected 'none' or 'wandb'")
 
 
-def _init_run(cfg: DictConfig, run_dir: Path):
+def _init_run(cfg: DictConfig, run_dir: Path, in_pack: bool = False):
     """Start (or, when run_dir holds a W&B run id, resume) the W&B run of this job."""
     import wandb
 
@@ -132,9 +133,9 @@ def _init_run(cfg: DictConfig, run_dir: Path):
         settings=wandb.Settings(
             init_timeout=lc.get("init_timeout", 30),
             finish_timeout=lc.get("finish_timeout", 120),
-            # Several runs in one process: one after another (Hydra's basic launcher) or at once
-            # (the members of a pack, grokking/pack): each init makes a new run beside the others.
-            reinit="create_new",
+            # Several jobs in one process (Hydra's basic launcher): a new init ends the last run;
+            # the members of a pack run side by side.
+            reinit="create_new" if in_pack else "finish_previous",
             # Nothing that probes git or copies code; no stdout capture; no banner.
             disable_git=True,
             save_code=False,
@@ -143,7 +144,8 @@ def _init_run(cfg: DictConfig, run_dir: Path):
         ),
     )
     id_file.write_text(run.id)
-    _live_runs.add(run)
+    if in_pack:
+        _pack_runs.add(run)
     return run
 
 
@@ -178,7 +180,7 @@ def _log_row(run, step: int, values: dict) -> None:
 
 
 def _finish(run, exit_code: int) -> None:
-    """run.finish(), then, after the last live run, wandb.teardown() to wait for the files.
+    """run.finish(), then wandb.teardown() to wait for the files.
 
     In wandb 0.31 run.finish() returns before the wandb-core service has written the tail
     of the offline `.wandb` file; teardown waits for the service to end. The next run's
@@ -187,8 +189,8 @@ def _finish(run, exit_code: int) -> None:
     import wandb
 
     run.finish(exit_code=exit_code)
-    _live_runs.discard(run)
-    if not _live_runs:  # teardown would end the other live runs of a pack
+    _pack_runs.discard(run)
+    if not _pack_runs:  # not while other members of a pack still log: teardown would end them
         wandb.teardown()
 
 

@@ -201,7 +201,7 @@ def open_logger(m: Member):
     its run (the sweep's group, the member's overrides), as in a solo job."""
     if m.hydra is not None:
         HydraConfig.instance().set_config(m.hydra)
-    return make_logger(m.cfg, m.run_dir)
+    return make_logger(m.cfg, m.run_dir, in_pack=True)
 
 
 def run_pack(members: list[Member]) -> None:
