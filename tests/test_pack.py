@@ -101,6 +101,15 @@ def test_a_diverged_member_stops_and_the_others_go_on(tmp_path, capsys):
         assert outcomes[i]["status"] == "completed" and [r["step"] for r in metrics(dirs[i])] == [0, 10, 20, 30]
 
 
+def test_a_member_with_a_bad_value_of_its_own_fails_alone(tmp_path, capsys):
+    dirs, outcomes = pack(tmp_path, [["frac=0"], ["seed=1"]], ["steps=10"])
+    assert isinstance(outcomes[0], ConfigError) and outcomes[1]["status"] == "completed"
+    failed = json.loads((dirs[0] / "summary.json").read_text())
+    assert failed["status"] == "failed" and "split.frac=0 is out of range" in failed["error"]
+    [line] = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith("grokking: error: split.frac=0 is out of range") and line.endswith("(run m0)")
+
+
 def test_members_of_one_pack_must_agree_on_the_shape(tmp_path):
     cfgs = [make_cfg(QUICK), make_cfg(QUICK + ["model.width=256"])]
     with pytest.raises(ConfigError) as error:
