@@ -193,15 +193,19 @@ def milestones_of(run_dir):
 ], ids=["seeds", "wd_frac"])
 def test_packed_milestones_agree_with_solo_runs(tmp_path, variants):
     """Within two evaluation intervals: the packed step computes the same function with other
-    floating-point sums (docs/packing.md), so the curves drift apart slowly."""
+    floating-point sums (docs/packing.md), so the curves drift apart slowly. (wd=0.3 with
+    frac=0.4 memorises but does not grok within 3000 steps, packed or alone.)"""
     common = ["steps=3000", "early_stop=0.99"]
     dirs, outcomes = pack(tmp_path / "pack", variants, common)
+    grokked = 0
     for i, variant in enumerate(variants):
         solo = tmp_path / f"solo{i}"
         train(make_cfg(QUICK + common + variant), solo)
         packed, alone = milestones_of(dirs[i]), milestones_of(solo)
-        assert None not in packed and None not in alone, (variant, packed, alone)
-        assert abs(packed[0] - alone[0]) <= 20 and abs(packed[1] - alone[1]) <= 20, (variant, packed, alone)
+        assert packed[0] is not None and abs(packed[0] - alone[0]) <= 20, (variant, packed, alone)
+        assert packed[1] == alone[1] or abs(packed[1] - alone[1]) <= 20, (variant, packed, alone)
+        grokked += packed[1] is not None
+    assert grokked >= 3
 
 
 @pytest.mark.slow
