@@ -126,7 +126,7 @@ def train_pack(cfgs: list[DictConfig], run_dirs: list[Path], hydra_cfgs: list | 
             print(f"grokking: error: {e}", file=sys.stderr, flush=True)
     runnable = [m for i, m in enumerate(members) if i not in outcomes]
     try:
-        run_pack(runnable)
+        train_members(runnable)
     except BaseException as e:
         status = "interrupted" if isinstance(e, (KeyboardInterrupt, SystemExit)) else "failed"
         for m in runnable:
@@ -204,7 +204,7 @@ def open_logger(m: Member):
     return make_logger(m.cfg, m.run_dir, in_pack=True)
 
 
-def run_pack(members: list[Member]) -> None:
+def train_members(members: list[Member]) -> None:
     if not members:
         return
     first = members[0].cfg
