@@ -52,8 +52,9 @@ def same_weights(a, b) -> bool:
 
 
 def test_each_member_is_an_ordinary_run_with_the_solo_numbers(tmp_path):
-    dirs, outcomes = pack(tmp_path, [["seed=0"], ["seed=1", "wd=0.3", "frac=0.4"]], ["steps=30"])
-    for i, (run_dir, variant) in enumerate(zip(dirs, (["seed=0"], ["seed=1", "wd=0.3", "frac=0.4"]))):
+    variants = [["seed=0"], ["seed=1", "wd=0.3", "frac=0.4"]]
+    dirs, outcomes = pack(tmp_path, variants, ["steps=30"])
+    for i, (run_dir, variant) in enumerate(zip(dirs, variants)):
         assert outcomes[i]["status"] == "completed" and outcomes[i]["step"] == 30
         solo_dir = tmp_path / f"solo{i}"
         train(make_cfg(QUICK + ["steps=30"] + variant), solo_dir)
@@ -90,7 +91,7 @@ def test_a_member_continues_as_a_solo_run(tmp_path):
     assert curve(dirs[1]) == pytest.approx(curve(whole[1]), rel=1e-4, abs=1e-6)
 
 
-def test_a_diverged_member_stops_and_the_others_go_on(tmp_path, capsys):
+def test_a_diverged_member_stops_and_the_others_go_on(tmp_path):
     dirs, outcomes = pack(tmp_path, [["lr=1e-3"], ["lr=1e5"], ["lr=3e-3"]], ["steps=30"])
     assert isinstance(outcomes[1], FloatingPointError)
     diverged = json.loads((dirs[1] / "summary.json").read_text())

@@ -215,10 +215,9 @@ def train_members(members: list[Member]) -> None:
     engine, members = build_engine(members, device)
     if engine is None:
         return
-    datasets = getattr(engine, "datasets", None) or [build_dataset(m.cfg).to(device) for m in members]
     for i, m in enumerate(members):
         restore(m, i, engine)
-        m.data = datasets[i]
+        m.data = build_dataset(m.cfg).to(device)  # the metrics' view of the member's data (the engine's is stacked)
         m.suite = MetricSuite(m.cfg, engine.solo_model(i), m.data)
     with ExitStack() as loggers:
         for m in members:
