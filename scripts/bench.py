@@ -9,6 +9,8 @@ baselines, log-spaced for power2022 as shipped) and the wall time to 99 %. The b
 validation only; the framework evaluates train and validation on every example, so
 ``power2022_eval_every_10`` shows what dense full evaluation costs a minibatch transformer.
 ``--repeat N`` runs each case N times and reports the median.
+``--pack [options]`` compares a grid trained as one pack with the same grid run one process after
+another (grokking/pack/bench.py; ``--pack --help`` lists its options).
 ``baseline_*`` cases are minimal loops written the way a researcher would (full data on the device,
 no DataLoader) and set the bar; ``*_nometrics`` cases switch the extra metrics off to show their
 overhead. Results go to stdout as a table and, with ``--json``, to a file.
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -26,6 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from grokking.config import compose_config
+from grokking.pack.bench import main as pack_bench
 from grokking.train import train
 
 QUAD_MLP = ["p=97", "frac=0.5"]
@@ -119,6 +123,8 @@ def baseline(name: str, max_steps: int, device: str) -> dict:
 
 
 def main() -> None:
+    if sys.argv[1:2] == ["--pack"]:
+        return pack_bench(sys.argv[2:])
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cases", default=",".join(CASES), help=f"comma-separated from: {', '.join(CASES)}")
     parser.add_argument("--max-steps", type=int, default=3000)

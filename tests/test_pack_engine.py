@@ -92,10 +92,12 @@ def test_members_with_other_weight_decay_and_train_size():
     assert_losses_match(configs(FAST, ["wd=0.3 frac=0.4", "wd=1.0 frac=0.5", "wd=0.3 frac=0.5 seed=1"]))
 
 
+@pytest.mark.slow
 def test_transformer_pack():
     assert_losses_match(configs(TRANSFORMER, ["seed=0", "seed=1 lr=3e-3"]), steps=30)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("variants", [
     ["batch_size=64 seed=0", "batch_size=64 seed=1 frac=0.4", "batch_size=64 seed=2 split.seed=5"],
     ["optimizer=adam seed=0 wd=0.1", "optimizer=adam seed=1 optimizer.betas=[0.8,0.99] optimizer.eps=1e-6"],
@@ -109,6 +111,7 @@ def test_member_keys_match_solo_runs(variants):
     assert_losses_match(configs(FAST, variants), steps=50)
 
 
+@pytest.mark.slow
 def test_one_hot_gather_path_matches_solo():
     """p=149 has more one-hot columns than the batched product takes: the first layer gathers."""
     assert_losses_match(configs(["p=149", "frac=0.3", "progress=none", "model.width=64"], ["seed=0", "seed=1"]),
@@ -141,13 +144,25 @@ def test_evaluation_and_checkpoint_match_the_solo_run(tmp_path):
     assert state["batches"]["pos"] == checkpoint["batches"]["pos"]
 
 
-def test_solo_evaluate_of_a_member_equals_the_packs():
-    cfgs = configs(FAST, ["seed=0", "seed=1 frac=0.3 op=sub"])
+@pytest.mark.parametrize("base, variants", [
+    (FAST, ["seed=0", "seed=1 frac=0.3 op=sub"]),
+    (FAST + ["model.depth=2", "model.width=64", "model.bias=true"], ["seed=0", "seed=1 op=mul"]),
+    (TRANSFORMER, ["seed=0", "seed=1 split.seed=2"]),
+], ids=["mlp", "deep_mlp", "transformer"])
+def test_evaluation_equals_the_solo_evaluation_of_each_member(base, variants):
+    """Records, logits and features of the batched evaluation are the solo ``evaluate``'s."""
+    cfgs = configs(base, variants)
     pack = PackedRun.build(cfgs, CPU)
     pack_losses(pack, 5)
+    logits, feats = pack.outputs(features=True)
+    records = pack.evaluate(logits)
     for i, cfg in enumerate(cfgs):
-        solo, _, _ = evaluate(pack.solo_model(i), build_dataset(cfg), cfg, features=False)
-        assert pack.evaluate()[i] == pytest.approx(solo, rel=1e-6)
+        solo, solo_logits, solo_feats = evaluate(pack.solo_model(i), build_dataset(cfg), cfg, features=True)
+        assert records[i] == pytest.approx(solo, rel=1e-6)
+        torch.testing.assert_close(logits[i], solo_logits, rtol=1e-5, atol=1e-5)
+        assert feats.keys() == solo_feats.keys()
+        for key, value in solo_feats.items():
+            torch.testing.assert_close(feats[key][i], value, rtol=1e-5, atol=1e-5)
 
 
 def test_frozen_members_stay_untouched():

@@ -31,6 +31,7 @@ class PackedRun:
 
     def __init__(self, cfgs: list[DictConfig], datasets: list, models: list, batches: list[Batches], device):
         self.members, self.device, self.batches = list(cfgs), torch.device(device), batches
+        self.datasets = datasets  # each member's data set on the device, as its solo run builds it
         shapes = [(tuple(d.inputs.shape), d.n_classes) for d in datasets]
         same_for_all(shapes, "the data table's shape (examples, operands) and number of classes")
         self.loss_kind = same_for_all([c.loss for c in cfgs], "loss")

@@ -29,9 +29,15 @@ def warmup_lr(lr: float, warmup_steps: int, step: int) -> float:
     return lr * min(1.0, (step + 1) / warmup_steps) if warmup_steps > 0 else lr
 
 
-def per_member(values: list[float], param: torch.Tensor) -> torch.Tensor:
-    """float32 (M, 1, ..., 1) tensor that broadcasts over each member's slice of ``param``."""
-    return torch.tensor(values, dtype=param.dtype).to(param.device, non_blocking=True).view(-1, *[1] * (param.dim() - 1))
+def member_values(values: dict[str, list], like: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Per-member scalars as (M,) tensors of ``like``'s dtype on its device (one transfer)."""
+    table = torch.tensor(list(values.values()), dtype=like.dtype).to(like.device, non_blocking=True)
+    return dict(zip(values, table))
+
+
+def per_member(values: torch.Tensor, param: torch.Tensor) -> torch.Tensor:
+    """(M,) -> (M, 1, ..., 1): broadcasts over each member's slice of ``param``."""
+    return values.view(-1, *[1] * (param.dim() - 1))
 
 
 class PackedOptimizer:
@@ -82,6 +88,7 @@ class PackedOptimizer:
             "eps": self.eps,
             "neg_step_size": [-(lr / (1 - b ** s)) for lr, b, s in zip(lrs, b1, t)],
         }
+        coefs = member_values(coefs, self.params[0])
         for i, param in enumerate(self.params):
             c = {k: per_member(v, param) for k, v in coefs.items()}
             grad, exp_avg, exp_avg_sq = param.grad, self.state["exp_avg"][i], self.state["exp_avg_sq"][i]
@@ -95,15 +102,16 @@ class PackedOptimizer:
             param.add_(exp_avg * c["neg_step_size"] / denom)
 
     def sgd(self, lrs: list[float], steps: list[int]) -> None:
-        first = [s == 0 for s in steps]
+        coefs = member_values({"first": [s == 0 for s in steps], "momentum": self.momentum,
+                               "wd": self.weight_decay, "nesterov": self.nesterov, "neg_lr": [-lr for lr in lrs]},
+                              self.params[0])
         for i, param in enumerate(self.params):
-            momentum = per_member(self.momentum, param)
-            grad = param.grad + param * per_member(self.weight_decay, param)
+            c = {k: per_member(v, param) for k, v in coefs.items()}
+            grad = param.grad + param * c["wd"]
             buf = self.state["momentum_buffer"][i]
-            buf.copy_(torch.where(per_member(first, param).bool(), grad, buf * momentum + grad))
-            nesterov = per_member(self.nesterov, param).bool()
-            update = torch.where(nesterov, grad + buf * momentum, buf)
-            param.add_(update * per_member([-lr for lr in lrs], param))
+            buf.copy_(torch.where(c["first"].bool(), grad, buf * c["momentum"] + grad))
+            update = torch.where(c["nesterov"].bool(), grad + buf * c["momentum"], buf)
+            param.add_(update * c["neg_lr"])
 
     # --- a member's state in torch.optim's format --------------------------------------------
 
@@ -113,7 +121,7 @@ class PackedOptimizer:
         for group in solo_optimizer.param_groups:
             group["lr"] = warmup_lr(self.lr[i], self.warmup[i], step - 1) if step > 0 else self.lr[i]
         if step > 0:
-            for solo, k in zip(params, range(len(self.params))):
+            for k, solo in enumerate(params):
                 state = {}
                 if self.name == "sgd":
                     if self.momentum[i] != 0:
@@ -160,20 +168,23 @@ class PackedGradFilter:
     @torch.no_grad()
     def apply(self, steps: list[int]) -> None:
         """Filter the gradients of the step each member is at (``steps[i]`` gradients seen before)."""
+        if self.name == "ema":
+            coefs = member_values({"lamb": self.lamb, "first": [s == 0 for s in steps],
+                                   "one_minus_alpha": [1 - a for a in self.alpha]}, self.params[0])
+        else:
+            coefs = member_values({"lamb": self.lamb, "full": [s + 1 >= self.window for s in steps]}, self.params[0])
+            members = torch.arange(len(steps), device=self.params[0].device)
+            slots = torch.tensor([s % self.window for s in steps], device=self.params[0].device)
         for i, param in enumerate(self.params):
-            lamb, grad = per_member(self.lamb, param), param.grad
+            c, grad = {k: per_member(v, param) for k, v in coefs.items()}, param.grad
             if self.name == "ema":
-                first = per_member([s == 0 for s in steps], param).bool()
                 avg = self.avg[i]
-                avg.copy_(torch.where(first, grad, avg.lerp(grad, per_member([1 - a for a in self.alpha], param))))
-                grad.add_(avg * lamb)
+                avg.copy_(torch.where(c["first"].bool(), grad, avg.lerp(grad, c["one_minus_alpha"])))
+                grad.add_(avg * c["lamb"])
             else:
                 ring = self.ring[i]
-                members = torch.arange(len(steps), device=ring.device)
-                slots = torch.tensor([s % self.window for s in steps], device=ring.device)
                 ring[members, slots] = grad
-                full = per_member([s + 1 >= self.window for s in steps], param).bool()
-                grad.copy_(torch.where(full, grad + ring.mean(dim=1) * lamb, grad))
+                grad.copy_(torch.where(c["full"].bool(), grad + ring.mean(dim=1) * c["lamb"], grad))
 
     def member_state(self, i: int, step: int) -> dict:
         """Member i's state in ``GradFilter.state_dict()`` format after ``step`` steps."""
