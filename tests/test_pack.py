@@ -10,6 +10,7 @@ import time
 import pytest
 import torch
 
+from grokking import analyze, compare
 from grokking.errors import ConfigError
 from grokking.pack.launch import group
 from grokking.pack.loop import train_pack
@@ -142,7 +143,7 @@ GRID_RUNS = [f"eval_every=10,frac=0.5,p=47,seed={s}" for s in range(4)]  # the u
 
 @pytest.mark.slow
 @pytest.mark.parametrize("launcher", ["basic", "local"])
-def test_cli_grid_in_a_pack_leaves_ordinary_run_folders(tmp_path, launcher):
+def test_cli_grid_in_a_pack_leaves_ordinary_run_folders(tmp_path, launcher, capsys):
     out = cli(["-m", f"launcher={launcher}", "pack=4", "seed=0,1,2,3", *QUICK, "steps=20", "sweep_name=g"],
               tmp_path, env=ENV)
     assert out.returncode == 0, out.stdout + out.stderr
@@ -154,6 +155,12 @@ def test_cli_grid_in_a_pack_leaves_ordinary_run_folders(tmp_path, launcher):
     for name in GRID_RUNS:
         assert (sweep / name / ".hydra" / "config.yaml").exists() and (sweep / name / ".hydra" / "overrides.yaml").exists()
         assert [r["step"] for r in metrics(sweep / name)] == [0, 10, 20]
+    # the tools downstream read the members as any runs
+    assert compare.main([str(sweep), "--out", str(tmp_path / "compare")]) == 0
+    table = capsys.readouterr().out.splitlines()
+    assert table[0].split()[:2] == ["n", "grokked"] and table[1].split()[:2] == ["4", "0/4"], table  # 4 seeds
+    analyze.main([str(sweep / GRID_RUNS[0])])
+    assert (sweep / GRID_RUNS[0] / "analysis" / "curves.png").is_file()
 
 
 @pytest.mark.slow
