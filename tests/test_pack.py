@@ -189,6 +189,11 @@ def test_a_killed_pack_resumes_every_member_exactly(tmp_path, sig):
         assert json.loads((cut / "summary.json").read_text())["status"] == "completed"
 
 
+def within(a, b, slack: int = 20) -> bool:
+    """Two milestones agree: both never reached, or at most ``slack`` steps apart."""
+    return a == b or (None not in (a, b) and abs(a - b) <= slack)
+
+
 def milestones_of(run_dir):
     summary = json.loads((run_dir / "summary.json").read_text())
     return summary["steps_to_memorize"], summary["steps_to_grok"]
@@ -210,8 +215,8 @@ def test_packed_milestones_agree_with_solo_runs(tmp_path, variants):
         solo = tmp_path / f"solo{i}"
         train(make_cfg(QUICK + common + variant), solo)
         packed, alone = milestones_of(dirs[i]), milestones_of(solo)
-        assert packed[0] is not None and abs(packed[0] - alone[0]) <= 20, (variant, packed, alone)
-        assert packed[1] == alone[1] or abs(packed[1] - alone[1]) <= 20, (variant, packed, alone)
+        assert packed[0] is not None and within(packed[0], alone[0]), (variant, packed, alone)
+        assert within(packed[1], alone[1]), (variant, packed, alone)
         grokked += packed[1] is not None
     assert grokked >= 3
 
