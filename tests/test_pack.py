@@ -2,6 +2,7 @@
 milestones close to the solo run's, exact resume, and one-line errors for bad combinations."""
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -75,6 +76,18 @@ def test_a_continued_pack_is_bit_for_bit_the_uninterrupted_one(tmp_path):
     parts, _ = pack(tmp_path / "parts", seeds, ["steps=20"])
     _, outcomes = pack(tmp_path / "parts", seeds, ["steps=40"])
     assert [o["status"] for o in outcomes] == ["completed", "completed"]
+    for a, b in zip(whole, parts):
+        assert (a / "metrics.jsonl").read_text() == (b / "metrics.jsonl").read_text()
+        assert same_weights(weights(a), weights(b))
+
+
+def test_a_member_that_lost_its_checkpoint_catches_up_exactly(tmp_path):
+    """Members resuming from different steps: the one behind trains alone until it is level."""
+    seeds = [["seed=0"], ["seed=1"]]
+    whole, _ = pack(tmp_path / "whole", seeds, ["steps=40"])
+    parts, _ = pack(tmp_path / "parts", seeds, ["steps=20"])
+    shutil.rmtree(parts[1])
+    pack(tmp_path / "parts", seeds, ["steps=40"])
     for a, b in zip(whole, parts):
         assert (a / "metrics.jsonl").read_text() == (b / "metrics.jsonl").read_text()
         assert same_weights(weights(a), weights(b))
