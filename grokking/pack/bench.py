@@ -42,17 +42,19 @@ def timed(args: list[str]) -> tuple[float, float, str]:
     return time.perf_counter() - started, cpu, out
 
 
-def run_unpacked(grid: list[list[str]], threads: int | None, sample: int) -> tuple[float, float]:
-    """Wall and CPU seconds of one solo process per member, one after another. Every member does
-    the same work, so with ``sample`` < members only that many run and the times are scaled."""
+def run_unpacked(grid: list[list[str]], threads: int | None, sample: int) -> tuple[float, float, float]:
+    """Wall and CPU seconds of one solo process per member, one after another, and the seconds
+    of their training loops (``wall_time_s`` of their summaries). Every member does the same
+    work, so with ``sample`` < members only that many run and the times are scaled."""
     wall = cpu = 0.0
     with tempfile.TemporaryDirectory() as out:
         for overrides in grid[:sample]:
             extra = [f"out_dir={out}"] + ([f"threads={threads}"] if threads else [])
             w, c, _ = timed([sys.executable, "-m", "grokking.train", *overrides, *extra])
             wall, cpu = wall + w, cpu + c
+        loop = sum(json.loads(p.read_text())["wall_time_s"] for p in Path(out).rglob("summary.json"))
     scale = len(grid) / min(sample, len(grid))
-    return wall * scale, cpu * scale
+    return wall * scale, cpu * scale, loop * scale
 
 
 def run_packed(grid: list[list[str]], threads: int | None) -> tuple[float, float, float]:
@@ -92,13 +94,15 @@ def compare(recipe: list[str], members: int, steps: int, repeat: int, device: st
     runs = []
     for _ in range(repeat):  # interleaved, so that a burst of load on a shared machine hits both
         runs.append((*run_unpacked(grid, threads, sample), *run_packed(grid, threads)))
-    unpacked_wall, unpacked_cpu, packed_wall, packed_cpu, rates = (list(column) for column in zip(*runs))
+    unpacked_wall, unpacked_cpu, unpacked_loop, packed_wall, packed_cpu, rates = (list(c) for c in zip(*runs))
     median = statistics.median
+    solo_rate = members * steps / median(unpacked_loop)
     return {"recipe": " ".join(recipe), "members": members, "steps": steps, "device": device,
             "threads": threads or os.cpu_count(), "solo_processes_timed": min(sample, members),
             "unpacked_wall_s": unpacked_wall, "packed_wall_s": packed_wall,
             "unpacked_cpu_s": unpacked_cpu, "packed_cpu_s": packed_cpu,
-            "packed_loop_member_steps_per_s": median(rates),
+            "packed_loop_member_steps_per_s": median(rates), "solo_loop_steps_per_s": solo_rate,
+            "speedup_loop": median(rates) / solo_rate,
             "speedup_wall": median(unpacked_wall) / median(packed_wall),
             "speedup_cpu": median(unpacked_cpu) / median(packed_cpu)}
 
@@ -126,7 +130,8 @@ def main(argv: list[str] | None = None) -> None:
     for kind in ("wall", "cpu"):
         print(f"  {kind:4s}  unpacked {median(r[f'unpacked_{kind}_s']):8.1f} s   packed "
               f"{median(r[f'packed_{kind}_s']):8.1f} s   speedup {r[f'speedup_{kind}']:.2f}x")
-    print(f"  packed loop: {r['packed_loop_member_steps_per_s']:.1f} member-steps/s")
+    print(f"  loop  solo {r['solo_loop_steps_per_s']:.1f} steps/s   packed {r['packed_loop_member_steps_per_s']:.1f} "
+          f"member-steps/s   speedup {r['speedup_loop']:.2f}x   (training loops and evaluations, no start-up)")
     if args.json:
         with args.json.open("a") as f:
             f.write(json.dumps(r) + "\n")
