@@ -14,7 +14,9 @@ from omegaconf import OmegaConf
 
 from grokking.optim import build_grad_filter, build_optimizer, set_warmup_lr
 from grokking.pack.engine import PackedRun
-from grokking.train import Batches, build_dataset, build_model, evaluate, per_example_loss
+from grokking.data import build_dataset
+from grokking.models import build_model
+from grokking.train import Batches, evaluate, per_example_loss
 from tests.helpers import FAST, make_cfg, run
 
 CPU = torch.device("cpu")

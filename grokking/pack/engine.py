@@ -15,12 +15,13 @@ import math
 import torch
 from omegaconf import DictConfig
 
+from grokking.data import build_dataset
 from grokking.errors import ConfigError
 from grokking.models import build_model
 from grokking.optim import build_grad_filter, build_optimizer
 from grokking.pack.optim import PackedGradFilter, PackedOptimizer, same_for_all
 from grokking.pack.stacked import batched_forward, stack_parameters
-from grokking.train import Batches, build_dataset, check_settings, load_weights, per_example_loss, set_determinism
+from grokking.train import Batches, check_settings, load_weights, per_example_loss, set_determinism
 
 # evaluation runs over at most this many activations at once (members are taken in chunks)
 EVAL_FLOATS = 2**26
