@@ -131,6 +131,11 @@ class ReportingMixin:
 
     def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
         assert self.config is not None and self.hydra_context is not None and job_overrides
+        from grokking.pack.launch import launch_submitit  # pack=N: one array task per pack
+
+        packed = launch_submitit(self, job_overrides, initial_job_idx)
+        if packed is not None:
+            return packed
         executor = _executor(self)
         self.task_function = importable(self.task_function)
         sweep_dir = Path(str(self.config.hydra.sweep.dir))

@@ -34,6 +34,7 @@ CURVES_FILE = "wandb_curves.png"  # the figure of curves() in the run folder
 STEP = "step"  # the x-axis of every W&B metric: the training step (as in metrics.jsonl)
 # metrics whose W&B summary is their best value as well as their last: {"max": .., "last": ..}
 BEST = {"train/acc": "max", "val/acc": "max", "train/loss": "min", "val/loss": "min"}
+_pack_runs = set()  # live W&B runs of the members of a pack (grokking/pack): several at once
 
 
 class NullLogger:
@@ -67,10 +68,10 @@ class NullLogger:
 class WandbLogger(NullLogger):
     """Mirrors a run to W&B; degrades to a NullLogger on the first W&B error."""
 
-    def __init__(self, cfg: DictConfig, run_dir: Path):
+    def __init__(self, cfg: DictConfig, run_dir: Path, in_pack: bool = False):
         self._run, self._run_dir = None, Path(run_dir)
         try:
-            self._run = _init_run(cfg, self._run_dir)
+            self._run = _init_run(cfg, self._run_dir, in_pack)
             # the start of this run by the file system's clock, to which files it writes are compared
             self._started = (self._run_dir / RUN_ID_FILE).stat().st_mtime
         except Exception as e:  # W&B must never stop training
@@ -140,12 +141,13 @@ class WandbLogger(NullLogger):
             _warn(what, e)
 
 
-def make_logger(cfg: DictConfig, run_dir: Path) -> NullLogger:
+def make_logger(cfg: DictConfig, run_dir: Path, in_pack: bool = False) -> NullLogger:
     """The logger chosen by `cfg.logger.name` ("none" or "wandb"); a NullLogger, which writes
-    nothing, where W&B's mode is "disabled" (logger.mode, else WANDB_MODE)."""
+    nothing, where W&B's mode is "disabled" (logger.mode, else WANDB_MODE). ``in_pack``: the run
+    is one of several trained at once in this process, each with its own live W&B run."""
     name = OmegaConf.select(cfg, "logger.name", default="none")
     if name == "wandb" and _mode(cfg.logger) != "disabled":
-        return WandbLogger(cfg, run_dir)
+        return WandbLogger(cfg, run_dir, in_pack)
     if name in ("none", "wandb"):
         return NullLogger()
     raise ValueError(f"unknown logger {name!r}; expected 'none' or 'wandb'")
@@ -184,7 +186,7 @@ def _init_args(lc: DictConfig, run_dir: Path) -> dict:
     return args
 
 
-def _init_run(cfg: DictConfig, run_dir: Path):
+def _init_run(cfg: DictConfig, run_dir: Path, in_pack: bool = False):
     """Start (or, when run_dir holds a W&B run id, resume) the W&B run of this job, with the
     training step as every metric's x-axis and the BEST summaries."""
     import wandb
@@ -204,8 +206,9 @@ def _init_run(cfg: DictConfig, run_dir: Path):
         settings=wandb.Settings(
             init_timeout=lc.get("init_timeout", 30),
             finish_timeout=lc.get("finish_timeout", 120),
-            # Several jobs in one process (Hydra's basic launcher): a new init ends the last run.
-            reinit="finish_previous",
+            # Several jobs in one process (Hydra's basic launcher): a new init ends the last run;
+            # the members of a pack run side by side.
+            reinit="create_new" if in_pack else "finish_previous",
             # Nothing that probes git or copies code; no stdout capture; no banner.
             disable_git=True,
             save_code=False,
@@ -218,6 +221,8 @@ def _init_run(cfg: DictConfig, run_dir: Path):
     run.define_metric("*", step_metric=STEP)
     for key, best in BEST.items():
         run.define_metric(key, step_metric=STEP, summary=f"{best},last")
+    if in_pack:
+        _pack_runs.add(run)
     return run
 
 
@@ -266,7 +271,9 @@ def _finish(run, exit_code: int) -> None:
     import wandb
 
     run.finish(exit_code=exit_code)
-    wandb.teardown()
+    _pack_runs.discard(run)
+    if not _pack_runs:  # not while other members of a pack still log: teardown would end them
+        wandb.teardown()
 
 
 def _wandb_images(paths: dict[str, Path]) -> dict:

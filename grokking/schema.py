@@ -114,6 +114,7 @@ class Config:
     progress_every_s: float = runtime(gt=0)
     out_dir: str = runtime()
     sweep_name: str = runtime()
+    pack: Optional[int] = runtime(min=1)
 
 
 # --- data ---------------------------------------------------------------------------------------

@@ -10,6 +10,8 @@ that time per step (ms/step), and the same from the CPU time the process used (s
 time on a shared machine). Cases run interleaved (round 1 of every case, then round 2, ...), and
 the table gives medians over the ``--repeat`` rounds and each case's ratio to ``--reference``.
 
+``--pack [options]`` compares a grid trained as one pack with the same grid run one process after
+another (grokking/pack/bench.py; ``--pack --help`` lists its options).
 ``baseline_*`` cases are minimal loops written the way a researcher would (full data on the device,
 no DataLoader) and set the bar: ``baseline_transformer_eval100`` evaluates as danielmamay/grokking
 does (train and validation loss and accuracy every 100 steps), ``baseline_transformer`` and
@@ -34,6 +36,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from grokking.pack.bench import main as pack_bench
 QUAD_MLP = ["p=97", "frac=0.5"]
 POWER = ["experiment=power2022"]  # as shipped
 NO_METRICS = ["metrics.every=0"]
@@ -209,6 +212,8 @@ def print_table(results: dict, reference: str | None) -> None:
 
 
 def main() -> None:
+    if sys.argv[1:2] == ["--pack"]:
+        return pack_bench(sys.argv[2:])
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cases", default=",".join(CASES), help=f"comma-separated from: {', '.join(CASES)}")
     parser.add_argument("--max-steps", type=int, default=3000)

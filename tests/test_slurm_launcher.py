@@ -196,3 +196,37 @@ def test_sbatch_run_sh_trains_in_the_submitting_folder(slurm_cluster, tmp_path):
     assert rows[-1][2:] == ["COMPLETED", "0:0"], output
     summary = json.loads((tmp_path / "runs" / "frac=0.5,op=sub,p=47,wd=1.0" / "summary.json").read_text())
     assert summary["status"] == "completed" and summary["step"] == 30
+
+
+def test_a_packed_grid_is_one_task_per_pack_and_a_preempted_pack_resumes(slurm_cluster, grid, tmp_path):
+    """pack=2 over three seeds: two array tasks (a pack of two, a run alone). USR2 to the pack's
+    task: every member saves, the task is requeued and trains the same pack on, and each member
+    ends with the numbers of the pack that was never stopped (docs/packing.md)."""
+    config = [*FAST, "steps=600", "eval_every=20", "pack=2"]
+    reference = subprocess.Popen([sys.executable, "-m", "grokking.train", "-m", *config, "seed=0,1",
+                                  f"out_dir={tmp_path}/reference", "sweep_name=ref"], cwd=tmp_path,
+                                 env=env(slurm_cluster), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = grid([*config, "seed=0,1,2", "hydra.launcher.timeout_min=30", f"out_dir={tmp_path}/runs", "sweep_name=pk"])
+    sweep = tmp_path / "runs" / "sweeps" / "pk"
+    members = [sweep / f"eval_every=20,frac=0.5,p=47,seed={s}" for s in (0, 1)]
+    wait_for("the pack's first evaluations", lambda: min(last_step(m) for m in members) >= 40, timeout=240, proc=proc)
+    task = next(t for t in job_ids(sweep) if t.endswith("_0"))  # the pack: the first array task
+    slurm(slurm_cluster, "scancel", "--signal=USR2", task)
+    wait_for("the requeue", lambda: "PENDING" in slurm(slurm_cluster, "squeue", "-h", "-j", task, "-o", "%T"),
+             timeout=60, proc=proc)
+    for member in members:
+        interrupted = json.loads((member / "summary.json").read_text())
+        assert interrupted["status"] == "interrupted" and 40 <= interrupted["step"] < 600, interrupted
+    slurm(slurm_cluster, "scontrol", "update", f"jobid={task}", "StartTime=now")
+    out = finish(proc, timeout=600)
+    assert proc.returncode == 0, out
+    summary = json.loads((sweep / "sweep_summary.json").read_text())
+    assert summary["counts"] == {"completed": 3} and len({r["job_id"] for r in summary["runs"]}) == 2
+    finish(reference, timeout=300)
+    assert reference.returncode == 0
+
+    def values(folder):  # metrics/skipped is written at the first evaluation of each start
+        return [{k: v for k, v in rec.items() if k != "metrics/skipped"} for rec in metrics(folder)]
+    for member in members:
+        assert len(metrics(member)) == 31
+        assert values(member) == values(tmp_path / "reference" / "sweeps" / "ref" / member.name)

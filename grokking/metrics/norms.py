@@ -23,13 +23,17 @@ def group_of(name: str) -> str:
 def l2_norms(named: list[tuple[str, torch.Tensor]], total: str) -> dict:
     """``total`` over all tensors and ``total/<group>`` per group (one norm kernel per tensor,
     one device sync; the groups are combined in float64 on the host)."""
-    names = [name for name, _ in named]
     norms = torch.stack([torch.linalg.vector_norm(t) for _, t in named]).tolist() if named else []
+    return l2_from_norms([name for name, _ in named], norms, total)
+
+
+def l2_from_norms(names: list[str], norms: list[float], total: str) -> dict:
+    """``total`` and ``total/<group>`` from each named tensor's own L2 norm."""
     squares: dict[str, float] = {}
     for name, norm in zip(names, norms):
         squares[group_of(name)] = squares.get(group_of(name), 0.0) + norm**2
     groups = {f"{total}/{group}": math.sqrt(value) for group, value in squares.items()}
-    return {total: math.sqrt(sum(squares.values())), **groups} if named else {}
+    return {total: math.sqrt(sum(squares.values())), **groups} if names else {}
 
 
 def weight_norms(model: nn.Module) -> dict:

@@ -1,0 +1,233 @@
+"""``PackedRun``: the runs of a grid trained side by side as one batched model.
+
+Each member is built exactly as a solo run builds itself (``grokking.train.run_training``'s order:
+data and split, ``torch.manual_seed(seed)``, model, ``init_from``, optimizer, Grokfast filter,
+minibatch generator seeded with the seed), so its initial weights, split and minibatches are the
+solo run's. The members' parameters are then stacked along a leading member dimension; one
+``step`` runs one forward, one backward and one optimizer step for all of them. Members may
+differ in any member key (docs/packing.md); what they must share is checked here.
+"""
+from __future__ import annotations
+
+import copy
+import math
+
+import torch
+from omegaconf import DictConfig
+
+from grokking import schema
+from grokking.data import build_dataset
+from grokking.errors import ConfigError
+from grokking.models import build_model
+from grokking.metrics.norms import l2_from_norms
+from grokking.optim import build_grad_filter, build_optimizer
+from grokking.pack.optim import PackedGradFilter, PackedOptimizer, same_for_all
+from grokking.pack.stacked import batched_forward, stack_parameters
+from grokking.train import Batches, load_weights, per_example_loss, set_determinism
+
+# evaluation runs over at most this many activations at once (members are taken in chunks)
+EVAL_FLOATS = 2**26
+
+
+class PackedRun:
+    """The training state of a pack: stacked weights, optimizer, filter, and each member's batches."""
+
+    def __init__(self, cfgs: list[DictConfig], datasets: list, models: list, batches: list[Batches], device):
+        self.members, self.device, self.batches = list(cfgs), torch.device(device), batches
+        self.datasets = datasets  # each member's data set on the device, as its solo run builds it
+        shapes = [(tuple(d.inputs.shape), d.n_classes) for d in datasets]
+        same_for_all(shapes, "the data table's shape (examples, operands) and number of classes")
+        self.loss_kind = same_for_all([c.loss for c in cfgs], "loss")
+        self.loss_dtype = same_for_all([c.loss_dtype for c in cfgs], "loss_dtype")
+        self.inputs = torch.stack([d.inputs for d in datasets])  # (M, N, operands)
+        self.labels = torch.stack([d.labels for d in datasets])  # (M, N)
+        self.shared_inputs = all(torch.equal(d.inputs, datasets[0].inputs) for d in datasets)
+        self.train_idx, self.val_idx = [d.train_idx for d in datasets], [d.val_idx for d in datasets]
+        self.full_batch = [b.size >= b.n for b in batches]
+        self.template = models[0]
+        self.forward = batched_forward(self.template)
+        self.params = stack_parameters(models)
+        tensors = list(self.params.values())
+        self.optimizer = PackedOptimizer([c.optimizer for c in cfgs], tensors)
+        filters = same_for_all([c.grokfast.name for c in cfgs], "grokfast.name")
+        self.grad_filter = None if filters == "none" else PackedGradFilter([c.grokfast for c in cfgs], tensors)
+        self.steps = [0] * len(cfgs)  # optimizer steps each member has taken
+        self.grad_norms: list[dict] = [{} for _ in cfgs]  # of the last step that asked for them
+        self.fixed_batch = self.rows_batch([t for t in self.train_idx]) if all(self.full_batch) else None
+
+    @classmethod
+    def build(cls, cfgs: list[DictConfig], device) -> "PackedRun":
+        """Build every member as its solo run would, then stack them."""
+        if not cfgs:
+            raise ConfigError("a pack needs at least one member")
+        set_determinism(same_for_all([c.deterministic for c in cfgs], "deterministic"))
+        datasets, models, batches = [], [], []
+        for cfg in cfgs:
+            schema.check_ranges(cfg)
+            data = build_dataset(cfg).to(device)
+            torch.manual_seed(cfg.seed)
+            model = build_model(cfg, data)
+            if cfg.init_from:
+                load_weights(model, cfg.init_from)
+            model.to(device)
+            build_optimizer(cfg.optimizer, model.parameters())  # the solo run's checks of lr, wd, name
+            build_grad_filter(cfg.grokfast, model.parameters())
+            n_train = len(data.train_idx)
+            member_batches = Batches(n_train, cfg.batch_size or n_train, torch.device(device))
+            member_batches.generator.manual_seed(cfg.seed)
+            datasets.append(data), models.append(model), batches.append(member_batches)
+        return cls(cfgs, datasets, models, batches, device)
+
+    def __len__(self) -> int:
+        return len(self.members)
+
+    # --- training ----------------------------------------------------------------------------
+
+    def rows_batch(self, rows: list[torch.Tensor]) -> dict:
+        """Inputs, labels and loss weights of one step from each member's rows of its table."""
+        counts = [len(r) for r in rows]
+        longest = max(counts)
+        padded = torch.stack([torch.cat([r, r.new_zeros(longest - len(r))]) for r in rows])
+        members = torch.arange(len(rows), device=padded.device)[:, None]
+        x, y = self.inputs[members, padded], self.labels[members, padded]
+        shared = self.shared_inputs and all(torch.equal(r, rows[0]) for r in rows[1:])
+        mask = None
+        if min(counts) != longest:
+            mask = (torch.arange(longest, device=padded.device) < torch.tensor(counts, device=padded.device)[:, None])
+        return {"x": x, "y": y, "encoded": self.forward.encode(x, shared), "mask": mask,
+                "counts": torch.tensor(counts, device=padded.device)}
+
+    def next_batch(self, active: list[bool]) -> dict:
+        if self.fixed_batch is not None:
+            return self.fixed_batch
+        rows = []
+        for i, (batches, train_idx) in enumerate(zip(self.batches, self.train_idx)):
+            if self.full_batch[i]:
+                rows.append(train_idx)
+            else:  # a frozen member's batches stay where they are: it trains on any batch, then is restored
+                rows.append(train_idx[batches.next() if active[i] else torch.arange(batches.size, device=train_idx.device)])
+        return self.rows_batch(rows)
+
+    def member_losses(self, batch: dict) -> torch.Tensor:
+        logits = self.forward(self.params, batch["x"], batch["encoded"])
+        losses = per_example_loss(logits.flatten(0, 1), batch["y"].flatten(), self.loss_kind, self.loss_dtype)
+        losses = losses.view(batch["y"].shape)
+        if batch["mask"] is None:
+            return losses.mean(dim=1)
+        return (losses * batch["mask"]).sum(dim=1) / batch["counts"]
+
+    def state_tensors(self) -> list[torch.Tensor]:
+        """Everything a step changes, each with a leading member dimension."""
+        filtered = self.grad_filter.tensors() if self.grad_filter else []
+        return [*self.params.values(), *self.optimizer.tensors(), *filtered]
+
+    def step(self, active, grad_norms: bool = False) -> torch.Tensor:
+        """One optimizer step of every active member; the others stay exactly as they are.
+        ``grad_norms``: keep each member's gradient norms of this step in ``self.grad_norms``
+        (as a solo run logs them with the evaluation that follows).
+
+        Returns each member's training loss of this step (NaN for inactive members)."""
+        active = [bool(a) for a in active]
+        if len(active) != len(self):
+            raise ValueError(f"step: {len(active)} flags for {len(self)} members")
+        if not any(active):
+            return torch.full((len(self),), math.nan)
+        frozen = torch.tensor([i for i, a in enumerate(active) if not a], dtype=torch.long, device=self.device)
+        with torch.no_grad():
+            kept = [t[frozen] for t in self.state_tensors()] if len(frozen) else []
+        for param in self.params.values():
+            param.grad = None
+        losses = self.member_losses(self.next_batch(active))
+        losses.sum().backward()
+        if grad_norms:
+            self.grad_norms = member_grad_norms(self.params)
+        if self.grad_filter:
+            self.grad_filter.apply(self.steps)
+        self.optimizer.step(self.steps)
+        with torch.no_grad():
+            for tensor, value in zip(self.state_tensors(), kept):
+                tensor[frozen] = value
+        self.steps = [s + a for s, a in zip(self.steps, active)]
+        out = losses.detach().clone()
+        out[frozen] = math.nan
+        return out
+
+    # --- evaluation ----------------------------------------------------------------------------
+
+    @torch.no_grad()
+    def outputs(self, features: bool = False):
+        """Logits (M, N, classes) of every member on every example, and the features the solo
+        ``forward(x, features=True)`` returns (each (M, ...)), evaluated in chunks of members."""
+        widest = max(t.shape[-1] for t in self.params.values())
+        chunk = max(1, EVAL_FLOATS // (self.inputs.shape[1] * widest * 4))
+        logits, feats = [], []
+        for start in range(0, len(self), chunk):
+            part = slice(start, start + chunk)
+            x = self.inputs[part]
+            params = {name: p[part] for name, p in self.params.items()}
+            out = self.forward(params, x, self.forward.encode(x, self.shared_inputs), features=features)
+            logits.append(out[0] if features else out)
+            feats.append(out[1] if features else {})
+        merged = {key: torch.cat([f[key] for f in feats]) for key in feats[0]}
+        return torch.cat(logits), merged
+
+    def evaluate(self, logits: torch.Tensor | None = None) -> list[dict]:
+        """Per member {"train/loss", "train/acc", "val/loss", "val/acc"} as ``grokking.train.evaluate``."""
+        if logits is None:
+            logits, _ = self.outputs()
+        losses = per_example_loss(logits.flatten(0, 1), self.labels.flatten(), self.loss_kind, self.loss_dtype)
+        losses = losses.float().view(self.labels.shape)
+        correct = (logits.argmax(dim=-1) == self.labels).float()
+        values = [x[i][idx].mean() for i in range(len(self)) for idx in (self.train_idx[i], self.val_idx[i])
+                  for x in (losses, correct)]
+        flat = torch.stack(values).tolist()
+        keys = ("train/loss", "train/acc", "val/loss", "val/acc")
+        return [dict(zip(keys, flat[4 * i: 4 * i + 4])) for i in range(len(self))]
+
+    # --- one member in the solo formats --------------------------------------------------------
+
+    def solo_model(self, i: int) -> torch.nn.Module:
+        """A solo model (on the pack's device) holding member i's current weights."""
+        model = copy.deepcopy(self.template)
+        with torch.no_grad():
+            for name, param in model.named_parameters():
+                param.copy_(self.params[name][i])
+        return model
+
+    def member_state(self, i: int) -> dict:
+        """Member i in the solo checkpoint's format: {"step", "model", "optimizer", "grad_filter",
+        "batches"}, each as ``run_training`` stores it (the loop adds rng, config, ...)."""
+        model, step = self.solo_model(i), self.steps[i]
+        solo_optimizer = build_optimizer(self.members[i].optimizer, model.parameters())
+        return {
+            "step": step,
+            "model": model.state_dict(),
+            "optimizer": self.optimizer.member_state(i, solo_optimizer, step),
+            "grad_filter": self.grad_filter.member_state(i, step) if self.grad_filter else None,
+            "batches": self.batches[i].state_dict(),
+        }
+
+    @torch.no_grad()
+    def load_member_state(self, i: int, state: dict) -> None:
+        """Put member i where a solo checkpoint (or ``member_state``) left it; ``state`` needs
+        "step", "model", "optimizer", "grad_filter" (may be None without Grokfast), "batches"."""
+        model = copy.deepcopy(self.template)
+        model.load_state_dict(state["model"])
+        for name, param in model.named_parameters():
+            self.params[name][i] = param
+        step = int(state["step"])
+        self.optimizer.load_member_state(i, build_optimizer(self.members[i].optimizer, model.parameters()),
+                                         state["optimizer"])
+        if self.grad_filter:
+            self.grad_filter.load_member_state(i, state["grad_filter"], step)
+        self.batches[i].load_state_dict(state["batches"])
+        self.steps[i] = step
+
+
+@torch.no_grad()
+def member_grad_norms(params: dict[str, torch.Tensor]) -> list[dict]:
+    """grad_norm and grad_norm/<group> of each member, as grokking.metrics.norms.grad_norms
+    computes them for a solo model (the member dimension is summed over separately)."""
+    named = [(name, p.grad) for name, p in params.items() if p.grad is not None]
+    norms = torch.stack([torch.linalg.vector_norm(g.flatten(1), dim=1) for _, g in named], dim=1).tolist()
+    return [l2_from_norms([name for name, _ in named], row, "grad_norm") for row in norms]
