@@ -21,12 +21,27 @@ def group_of(name: str) -> str:
 
 
 def weight_norms(model: nn.Module) -> dict:
-    """weight_norm over all parameters and norm/<group> per group (one norm kernel per parameter,
-    one device sync; the groups are combined in float64 on the host)."""
-    names, params = zip(*model.named_parameters())
-    norms = torch.stack([torch.linalg.vector_norm(p.detach()) for p in params]).tolist()
+    """weight_norm over all parameters and norm/<group> per group."""
+    return group_norms(((name, p.detach()) for name, p in model.named_parameters()), "weight_norm", "norm")
+
+
+def grad_norms(model: nn.Module) -> dict:
+    """grad_norm, the L2 norm over all parameters of the gradients in their ``.grad`` (those of the
+    last backward(), after a Grokfast filter if one ran), and grad_norm/<group> per group;
+    parameters without a gradient are left out, a model without any gives {}."""
+    named = ((name, p.grad.detach()) for name, p in model.named_parameters() if p.grad is not None)
+    return group_norms(named, "grad_norm", "grad_norm")
+
+
+def group_norms(named, total_key: str, prefix: str) -> dict:
+    """The L2 norm over all (name, tensor) pairs and per group (one norm kernel per tensor, one
+    device sync; the groups are combined in float64 on the host)."""
+    named = list(named)
+    if not named:
+        return {}
+    norms = torch.stack([torch.linalg.vector_norm(t) for _, t in named]).tolist()
     squares: dict[str, float] = {}
-    for name, norm in zip(names, norms):
+    for (name, _), norm in zip(named, norms):
         squares[group_of(name)] = squares.get(group_of(name), 0.0) + norm**2
-    groups = {f"norm/{group}": math.sqrt(value) for group, value in squares.items()}
-    return {"weight_norm": math.sqrt(sum(squares.values())), **groups}
+    groups = {f"{prefix}/{group}": math.sqrt(value) for group, value in squares.items()}
+    return {total_key: math.sqrt(sum(squares.values())), **groups}
