@@ -12,6 +12,8 @@ position on its own), and activations it does not have (tanh, quad, identity).
 """
 from __future__ import annotations
 
+import warnings
+
 import torch
 
 from grokking.errors import ConfigError
@@ -99,7 +101,9 @@ def hooked_transformer(source):
         from transformer_lens import HookedTransformer
     except ImportError:
         raise ConfigError("transformer_lens is not installed; pip install -e '.[interp]'") from None
-    hooked = HookedTransformer(hooked_config(model), move_to_device=False)
+    with warnings.catch_warnings():  # 3.x's notice that 4.0 replaces HookedTransformer: hence the pin
+        warnings.simplefilter("ignore", DeprecationWarning)
+        hooked = HookedTransformer(hooked_config(model), move_to_device=False)
     state = hooked.state_dict()
     for name, param in hooked.named_parameters():
         state[name] = torch.zeros_like(param)
