@@ -113,3 +113,21 @@ def test_patterns_reproduce_the_model_attention(overrides):
             if block.attn.causal:
                 assert pattern[:, :, 0, 1:].abs().max() == 0
             h, _ = block(h)
+
+
+def test_fourier_2d_equals_the_product_per_unit():
+    grid = torch.randn(3, P, P, generator=torch.Generator().manual_seed(0))
+    basis = fourier_basis(P, torch.float32)
+    assert torch.allclose(fourier_2d(grid, P), torch.stack([basis @ g @ basis.T for g in grid]), atol=1e-5)
+
+
+@pytest.mark.parametrize("overrides", [[], ["model.layernorm=pre", "model.readout=mean"], ["model.layernorm=post", "model.depth=2"]])
+def test_transformer_neurons_are_the_first_mlp_at_the_last_position(overrides):
+    cfg = compose_config(["model=transformer", f"p={P}", "model.width=32", *overrides])
+    data = build_dataset(cfg)
+    model = build_model(cfg, data)
+    captured = []
+    model.blocks[0].fc_in.register_forward_hook(lambda module, args, out: captured.append(out[:, -1]))
+    with torch.no_grad():
+        model(data.inputs)
+    assert torch.allclose(neuron_activations(model, data.inputs), model.blocks[0].act(captured[0]), atol=1e-6)

@@ -25,8 +25,9 @@ def activation_grid(acts: torch.Tensor, inputs: torch.Tensor, p: int) -> torch.T
 def fourier_2d(grid: torch.Tensor, p: int) -> torch.Tensor:
     """(units, p, p): B G B^T per unit, the 2-D Fourier coefficients over (a, b); rows and columns
     follow the basis (0 constant, 2k-1 cos k, 2k sin k)."""
-    basis = fourier_basis(p, grid.dtype, grid.device)
-    return basis @ grid @ basis.T
+    units, basis = grid.shape[0], fourier_basis(p, grid.dtype, grid.device)
+    over_a = basis @ grid.permute(1, 0, 2).reshape(p, units * p)  # two large products, not p x p ones per unit
+    return (over_a.reshape(p * units, p) @ basis.T).reshape(p, units, p).permute(1, 0, 2)
 
 
 def neuron_frequencies(acts: torch.Tensor, inputs: torch.Tensor, p: int) -> dict:
@@ -60,16 +61,17 @@ def readout_fourier(neuron_to_logit: torch.Tensor, p: int) -> dict:
 @torch.no_grad()
 def neuron_activations(model, inputs: torch.Tensor) -> torch.Tensor:
     """(N, units) post-activations of the first layer of neurons: an MLP's first hidden layer, a
-    transformer's first block's MLP at the last position (whatever the readout)."""
-    if isinstance(model, Transformer):
-        captured = []
-        handle = model.blocks[0].fc_in.register_forward_hook(lambda module, args, out: captured.append(out[:, -1]))
-        try:
-            model(inputs)
-        finally:
-            handle.remove()
-        return model.blocks[0].act(captured[0])
-    return model.act(model(inputs, features=True)[1]["layer1"])
+    transformer's first block's MLP at the last position (whatever the readout; the forward pass
+    stops there)."""
+    if not isinstance(model, Transformer):
+        return model.act(model(inputs, features=True)[1]["layer1"])
+    block = model.blocks[0]
+    h = model.embed(model.tokens(inputs)) + model.pos
+    if block.norm == "post":
+        x = block.ln1(h + block.attn(h))[:, -1]
+    else:
+        x = block.ln2((h + block.attn(block.ln1(h)))[:, -1])
+    return block.act(block.fc_in(x))
 
 
 def neuron_to_logit(model) -> torch.Tensor | None:
