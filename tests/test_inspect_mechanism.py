@@ -69,6 +69,7 @@ def test_lottery_ticket_views():
     assert moved["kept"] == pytest.approx(1 - differs.float().mean().item()) and moved["init_rank"][differs].gt(1).all()
 
 
+@pytest.mark.slow
 def test_initial_model_is_the_training_init(tmp_path):
     """Snapshots start after step 1; with lr 1e-30 that step leaves every float32 weight as it was."""
     overrides = [*FAST, "steps=1", "lr=1e-30", "wd=0", "checkpoint_every=1"]

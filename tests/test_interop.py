@@ -85,9 +85,13 @@ def test_from_a_trained_run_folder_and_snapshot(tmp_path):
     assert load_checkpoint(tmp_path).step == 20 and tokens[:, -1].eq(23 + 1).all()  # "=" is token p + 1
 
 
-def test_bad_sources_fail_in_one_line(tmp_path):
+def test_a_folder_without_checkpoint_fails_in_one_line(tmp_path):
     with pytest.raises(ConfigError, match="no checkpoint there"):
         hooked_transformer(tmp_path / "nothing")
+
+
+@pytest.mark.slow
+def test_an_mlp_run_is_refused(tmp_path):
     run(tmp_path / "mlp", ["p=23", "progress=none", "steps=2", "checkpoint_every=2"])
     with pytest.raises(ConfigError, match="model=mlp"):
         hooked_transformer(tmp_path / "mlp")
