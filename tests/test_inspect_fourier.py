@@ -7,7 +7,7 @@ import torch
 from grokking.inspect.fourier import (addition_theorem, circle, model_circles, model_principal_circle, model_spectrum,
                                      principal_circle, spectrum, sum_share)
 from grokking.inspect.neurons import activation_grid, neuron_activations
-from tests.inspect_cases import addition_table, fourier_mlp
+from tests.inspect_cases import addition_table, fourier_mlp, fourier_transformer
 
 P, K = 23, 5
 
@@ -66,6 +66,13 @@ def test_fourier_mlp_spectrum_finds_its_frequencies():
     assert sorted(s["key_freqs"]) == [3, 7] and s["top_share"] == pytest.approx(1.0)
     assert [c["roundness"] for c in model_circles(model, P, [3, 7])] == pytest.approx([1.0, 1.0])
     assert model_principal_circle(model, P)["k"] in (3, 7)
+
+
+def test_hand_built_transformer_embedding_is_two_circles():
+    model = fourier_transformer(P, (3, 7))
+    s = model_spectrum(model, P)
+    assert sorted(s["key_freqs"]) == [3, 7] and s["top_share"] == pytest.approx(1.0)
+    assert [c["roundness"] for c in model_circles(model, P, [3, 7])] == pytest.approx([1.0, 1.0])
 
 
 def test_addition_theorem_identity():
