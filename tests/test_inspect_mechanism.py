@@ -7,7 +7,7 @@ import torch
 
 from grokking.config import compose_config
 from grokking.data import build_dataset
-from grokking.inspect.load import initial_model
+from grokking.inspect.load import initial_model, load_checkpoint
 from grokking.inspect.mechanism import lottery, mlp_maps, neuron_ipr, phase_alignment, phases
 from grokking.models import build_model
 from tests.helpers import FAST, run
@@ -85,3 +85,23 @@ def test_models_without_the_maps_say_why():
     assert "model=mlp" in mlp_maps(build_model(compose_config(["model=transformer", f"p={P}"]), data))
     assert "model.depth=1" in mlp_maps(build_model(compose_config([f"p={P}", "model.depth=2"]), data))
     assert isinstance(mlp_maps(build_model(compose_config([f"p={P}", "model.embedding=learned"]), data)), tuple)
+
+
+def assert_he_et_al_mechanism(source) -> None:
+    """A grokked one-hidden-layer MLP, as He et al. (2025) describe it, against random weights."""
+    loaded = load_checkpoint(source)
+    p, (maps, readout) = loaded.data.modulus, mlp_maps(loaded.model)
+    k = (p - 1) // 2
+    assert neuron_ipr(maps, p).mean() > 3 * 2 / (k + 1)  # spectra sparser than random ones
+    assert phase_alignment(maps, readout, p)["misalignment"].median() < 0.15  # random: 2/pi
+    ticket = lottery(mlp_maps(initial_model(loaded.cfg, loaded.data))[0], maps, p)
+    assert ticket["kept"] > 5 / k  # chance: 1/K
+
+
+@pytest.mark.slow
+def test_a_grokked_mlp_shows_the_mechanism(tmp_path):
+    """The quick recipe (quadratic MLP, (a+b) mod 47) groks by step 1000; measured there: IPR 0.40
+    (random 0.08), median misalignment 0.05, 32 % of neurons keep their initial frequency."""
+    summary = run(tmp_path, [*FAST, "steps=1000"])
+    assert summary["val/acc"] > 0.99
+    assert_he_et_al_mechanism(tmp_path)
