@@ -7,3 +7,5 @@ Layout: ``cache`` reads a run's checkpoints into numbers (cached beside the reco
 turns them into plotly figures (one module per tab), ``page`` writes the HTML, ``sweep`` the sweep
 page, ``cli`` the command line. Nothing here trains or changes a run.
 """
+
+DEFAULT_SNAPSHOTS = 40  # at most this many checkpoints on a report's sliders (--snapshots)

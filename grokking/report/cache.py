@@ -27,10 +27,10 @@ from grokking.inspect.progress import cos_coefficients, logit_cube
 from grokking.metrics import MetricSuite, load_settings
 from grokking.models import build_model
 from grokking.record import RunRecord
+from grokking.report import DEFAULT_SNAPSHOTS
 from grokking.train import evaluate, pick_device
 
 CACHE_VERSION = 1  # raise when what a snapshot's entry holds changes
-DEFAULT_SNAPSHOTS = 40
 
 
 @dataclass

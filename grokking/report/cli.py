@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 from grokking.errors import ConfigError
-from grokking.report.cache import DEFAULT_SNAPSHOTS
+from grokking.report import DEFAULT_SNAPSHOTS
 
 
 def is_run(folder: Path) -> bool:
@@ -27,13 +27,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def report(folder: Path, snapshots: int, device: str, progress: bool) -> list[Path]:
-    from grokking.report.run import write_run_report
-    from grokking.report.sweep import write_sweep_report
-
     if snapshots < 2:
         raise ConfigError(f"--snapshots={snapshots} is invalid; it must be an integer >= 2")
     if not folder.is_dir():
         raise ConfigError(f"{folder}: no such folder; give a run folder or a sweep folder")
+    from grokking.report.run import write_run_report  # torch and plotly load only once the input is fine
+    from grokking.report.sweep import write_sweep_report
+
     if is_run(folder):
         return [write_run_report(folder, snapshots, device, progress=progress)]
     if not any(folder.rglob("summary.json")):

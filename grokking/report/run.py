@@ -5,7 +5,8 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
-from grokking.report.cache import DEFAULT_SNAPSHOTS, load_run
+from grokking.report import DEFAULT_SNAPSHOTS
+from grokking.report.cache import load_run
 from grokking.report.page import render, write_page
 from grokking.report.tabs import build_tabs
 

@@ -75,7 +75,7 @@ def slider_figure(run) -> go.Figure:
                              showlegend=False, marker_color="#1f77b4"), row=1, col=1)
         fig.add_trace(go.Scatter(x=xy[:, 0], y=xy[:, 1], mode="markers", visible=visible, showlegend=False,
                                  marker={"color": np.arange(p), "colorscale": "HSV", "size": 6},
-                                 text=[f"token {a}, k={ring['k']}, circularity {ring['circularity']:.2f}" for a in range(p)],
+                                 text=[f"token {a}, k={ring['k']}, roundness {ring['roundness']:.2f}" for a in range(p)],
                                  hoverinfo="text"), row=1, col=2)
         fig.add_trace(go.Scatter(x=np.arange(len(freq)), y=arr(freq, np.int16), mode="markers", visible=visible,
                                  showlegend=False, marker={"color": arr(ipr), "cmin": 0, "cmax": 1, "size": 4,

@@ -7,7 +7,7 @@ import plotly.graph_objects as go
 import torch
 from plotly.subplots import make_subplots
 
-from grokking.inspect.fourier import addition_theorem, model_circles, model_spectrum, sum_share
+from grokking.inspect.fourier import addition_theorem, model_circles, model_principal_circle, model_spectrum, sum_share
 from grokking.inspect.neurons import activation_grid, neuron_activations
 from grokking.metrics import fourier_problem
 from grokking.report.tabs import Tab
@@ -30,7 +30,11 @@ def build(run) -> Tab:
              else "no key frequency: no frequency holds 3 times the uniform share of the power",
              f"the 3 strongest frequencies hold {spec['top_share']:.1%} of the power (random weights: about "
              f"{3 / len(spec['share']):.1%})."]
-    figures = [spectrum_figure(spec, run.last.step), circle_figure(circles, p), correlation_table(circles)]
+    principal = model_principal_circle(run.model, p)
+    notes.append(f"on its two principal components the embedding holds {principal['explained']:.0%} of its variance "
+                 f"and lies on a circle of frequency {principal['k']} with circularity {principal['circularity']:.2f} "
+                 "(1: one circle; about 2 ln(K)/p for random weights).")
+    figures = [spectrum_figure(spec, run.last.step), circle_figure(circles, principal, p), correlation_table(circles)]
     figures.append(theorem_figure(run, key[0]))
     return Tab("Fourier", figures, notes)
 
@@ -45,24 +49,29 @@ def spectrum_figure(spec: dict, step: int) -> go.Figure:
     return layout(fig, f"Fourier spectrum of the token embedding at step {step} (red: key frequencies)", 350)
 
 
-def circle_figure(circles: list[dict], p: int) -> go.Figure:
-    titles = [f"k={c['k']}: circularity {c['circularity']:.2f}" for c in circles]
-    fig = make_subplots(rows=1, cols=len(circles), subplot_titles=titles)
-    for col, c in enumerate(circles, start=1):
+def circle_figure(circles: list[dict], principal: dict, p: int) -> go.Figure:
+    """The tokens in the plane of each key frequency, then on the two principal components."""
+    titles = [f"k={c['k']}: roundness {c['roundness']:.2f}" for c in circles]
+    titles.append(f"principal components: k={principal['k']}, circularity {principal['circularity']:.2f}")
+    panels = [*circles, {**principal, "principal": True}]
+    fig = make_subplots(rows=1, cols=len(panels), subplot_titles=titles)
+    for col, c in enumerate(panels, start=1):
         xy = arr(c["points"])
         fig.add_trace(go.Scatter(x=xy[:, 0], y=xy[:, 1], mode="markers+text", text=[str(a) for a in range(p)],
                                  textposition="top center", textfont={"size": 8}, showlegend=False,
                                  marker={"color": list(range(p)), "colorscale": "HSV", "size": 7},
                                  hovertemplate="token %{text}<extra></extra>"), row=1, col=col)
-        fig.update_xaxes(title=f"cos {c['k']} direction", row=1, col=col)
-        fig.update_yaxes(title=f"sin {c['k']} direction", scaleanchor=f"x{col if col > 1 else ''}", row=1, col=col)
-    return layout(fig, "The tokens in the plane of each key frequency (colour: token value)", 380)
+        names = ("PC 1", "PC 2") if c.get("principal") else (f"cos {c['k']} direction", f"sin {c['k']} direction")
+        fig.update_xaxes(title=names[0], row=1, col=col)
+        fig.update_yaxes(title=names[1], scaleanchor=f"x{col if col > 1 else ''}", row=1, col=col)
+    return layout(fig, "The tokens in the plane of each key frequency and on the principal components "
+                       "(colour: token value; fitted directions flatter roundness: random weights score about d/(d+p))", 380)
 
 
 def correlation_table(circles: list[dict]) -> go.Figure:
     rows = [[c["k"] for c in circles], [f"{c['cos_corr']:.3f}" for c in circles],
-            [f"{c['sin_corr']:.3f}" for c in circles], [f"{c['circularity']:.3f}" for c in circles]]
-    fig = go.Figure(go.Table(header={"values": ["frequency k", "cos correlation", "sin correlation", "circularity"]},
+            [f"{c['sin_corr']:.3f}" for c in circles], [f"{c['roundness']:.3f}" for c in circles]]
+    fig = go.Figure(go.Table(header={"values": ["frequency k", "cos correlation", "sin correlation", "roundness"]},
                              cells={"values": rows}))
     return layout(fig, "Correlation of the embedding with the Fourier basis", 80 + 30 * (len(circles) + 2))
 

@@ -11,9 +11,10 @@ from plotly.subplots import make_subplots
 from grokking.report.tabs import Tab
 from grokking.report.tabs.common import arr, grid_of, layout
 
-# cell codes of the correctness map: wrong/right x validation/train pair
-OUTCOMES = ("validation, wrong", "validation, right", "train, wrong", "train, right")
-OUTCOME_COLOURS = ("#d62728", "#98df8a", "#8c564b", "#1f77b4")
+# cell codes of the correctness map: -1 for a pair the operation leaves out, then wrong/right x
+# validation/train pair (int8 per cell and snapshot keeps the slider's data small)
+OUTCOMES = ("not in the table", "validation, wrong", "validation, right", "train, wrong", "train, right")
+OUTCOME_COLOURS = ("#ffffff", "#d62728", "#98df8a", "#8c564b", "#1f77b4")
 
 
 def build(run) -> Tab:
@@ -32,14 +33,15 @@ def build(run) -> Tab:
 
 def correctness_figure(run, in_train: torch.Tensor) -> go.Figure:
     n, snaps = run.data.n_values, run.snapshots
-    scale = [[edge / 4, colour] for index, colour in enumerate(OUTCOME_COLOURS) for edge in (index, index + 1)]
+    levels = len(OUTCOMES)
+    scale = [[edge / levels, colour] for index, colour in enumerate(OUTCOME_COLOURS) for edge in (index, index + 1)]
+    legend = ", ".join(f"{code - 1} {name}" for code, name in enumerate(OUTCOMES))
     fig = go.Figure()
     for i, snap in enumerate(snaps):
-        code = grid_of(2 * in_train.numpy() + snap.stats["correct"], run.data.inputs, n)
-        fig.add_trace(go.Heatmap(z=code, zmin=-0.5, zmax=3.5, colorscale=scale, visible=i == len(snaps) - 1,
-                                 customdata=np.array(OUTCOMES + ("not in the table",))[np.nan_to_num(code, nan=4).astype(int)],
-                                 hovertemplate="a=%{y}, b=%{x}: %{customdata}<extra></extra>",
-                                 colorbar={"tickvals": [0, 1, 2, 3], "ticktext": list(OUTCOMES)}))
+        code = grid_of(2 * in_train.numpy() + snap.stats["correct"], run.data.inputs, n, fill=-1).astype(np.int8)
+        fig.add_trace(go.Heatmap(z=code, zmin=-1.5, zmax=levels - 1.5, colorscale=scale, visible=i == len(snaps) - 1,
+                                 hovertemplate="a=%{y}, b=%{x}: %{z}<extra>" + legend + "</extra>",
+                                 colorbar={"tickvals": list(range(-1, levels - 1)), "ticktext": list(OUTCOMES)}))
     steps = [{"method": "update", "label": f"{s.step}{' (init)' if s.rebuilt else ''}",
               "args": [{"visible": [j == i for j in range(len(snaps))]}]} for i, s in enumerate(snaps)]
     fig.update_layout(sliders=[{"active": len(snaps) - 1, "steps": steps, "currentvalue": {"prefix": "step "},
