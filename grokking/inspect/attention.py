@@ -26,10 +26,11 @@ def attention_patterns(model: Transformer, inputs: torch.Tensor) -> list[torch.T
     """Per block, the (N, heads, T, T) attention pattern of the (N, 2) operand pairs."""
     h = model.embed(model.tokens(inputs)) + model.pos
     patterns = []
-    for block in model.blocks:
+    for i, block in enumerate(model.blocks):
         x = h if block.norm != "pre" else block.ln1(h)
         patterns.append(attention_pattern(block.attn.q(x), block.attn.k(x), block.attn.heads, block.attn.causal))
-        h, _ = block(h)
+        if i + 1 < len(model.blocks):
+            h, _ = block(h)
     return patterns
 
 

@@ -32,15 +32,16 @@ def spectrum(token_map: torch.Tensor, p: int, n_top: int = 3, key_ratio: float =
             "top_share": float(share[[k - 1 for k in ranked[:n_top]]].sum()), "key_freqs": key}
 
 
-def rotation_share(points: torch.Tensor, p: int, k: int) -> float:
-    """The share of the centred 2-D points' power (p, 2) in one rotation at frequency k, z_a =
-    r exp(+-i(2 pi k a/p + c)): 1 for an exact circle traversed k steps at a time, (A+B)^2 /
-    2(A^2+B^2) for an ellipse of axes A, B, about 2/p per frequency for a random cloud."""
+def rotation_shares(points: torch.Tensor, p: int) -> torch.Tensor:
+    """(K,) per frequency k, the share of the centred 2-D points' (p, 2) power in one rotation
+    z_a = r exp(+-i(2 pi k a/p + c)): 1 for an exact circle traversed k steps at a time,
+    (A+B)^2 / 2(A^2+B^2) for an ellipse of axes A, B, about 2/p for a random cloud. (The sums
+    sum_a z_a exp(-+2 pi i k a/p) are the DFT of z at k and p-k.)"""
     z = torch.complex(points[:, 0].double(), points[:, 1].double())
-    z = z - z.mean()
-    turn = torch.exp(-2j * math.pi * k * torch.arange(p, dtype=torch.float64) / p)
-    rotations = torch.stack([(z * turn).sum(), (z * turn.conj()).sum()]).abs().square()
-    return float(rotations.max() / (p * z.abs().square().sum()).clamp(min=torch.finfo(torch.float64).tiny))
+    spectrum = torch.fft.fft(z - z.mean()).abs().square()
+    k = torch.arange(1, (p - 1) // 2 + 1)
+    total = spectrum.sum().clamp(min=torch.finfo(torch.float64).tiny)  # Parseval: p sum_a |z_a|^2
+    return torch.maximum(spectrum[k], spectrum[p - k]) / total
 
 
 def circle(token_map: torch.Tensor, p: int, k: int) -> dict:
@@ -49,7 +50,7 @@ def circle(token_map: torch.Tensor, p: int, k: int) -> dict:
 
     The plane is spanned by the embedding's cos_k and sin_k coefficient vectors (Gram-Schmidt
     orthonormalised); ``points`` (p, 2) are the centred token vectors projected on it and
-    ``roundness`` their ``rotation_share``. The directions are fitted to the embedding, so a random
+    ``roundness`` their rotation share at k (``rotation_shares``). The directions are fitted to the embedding, so a random
     (p, d) embedding also scores about d / (d + p) (near 1 once d >> p): judge structure by
     ``spectrum`` and ``principal_circle``, not by roundness alone. ``cos_corr`` and ``sin_corr``
     are the correlations over tokens between cos(2 pi k a/p) (sin) and the embedding read along
@@ -62,7 +63,7 @@ def circle(token_map: torch.Tensor, p: int, k: int) -> dict:
     v = coeffs[1] - (coeffs[1] @ u) * u
     points = centred @ torch.stack([u, v / v.norm().clamp(min=torch.finfo(v.dtype).tiny)]).T
     along = (centred @ (coeffs / norms[:, None]).T).norm(dim=0).clamp(min=torch.finfo(coeffs.dtype).tiny)
-    return {"k": k, "points": points, "roundness": rotation_share(points, p, k),
+    return {"k": k, "points": points, "roundness": float(rotation_shares(points, p)[k - 1]),
             "cos_corr": float(norms[0] / along[0]), "sin_corr": float(norms[1] / along[1])}
 
 
@@ -70,15 +71,14 @@ def principal_circle(token_map: torch.Tensor, p: int) -> dict:
     """The tokens on the embedding's two principal components (the seed dashboard's "top 2
     dimensions"), which no frequency chose: ``points`` (p, 2), ``explained`` (their share of the
     centred variance), ``k`` (the frequency whose rotation fits them best) and ``circularity``
-    (that ``rotation_share``): 1 when the strongest structure is one circle, about 2 ln(K)/p for
+    (its rotation share): 1 when the strongest structure is one circle, about 2 ln(K)/p for
     random weights of any width."""
     centred = token_map.double() - token_map.double().mean(dim=0)
     left, singular, _ = torch.linalg.svd(centred, full_matrices=False)
     points = left[:, :2] * singular[:2]
-    fits = [rotation_share(points, p, k) for k in range(1, (p - 1) // 2 + 1)]
-    best = max(range(len(fits)), key=fits.__getitem__)
+    fits = rotation_shares(points, p)
     explained = singular[:2].square().sum() / singular.square().sum().clamp(min=torch.finfo(singular.dtype).tiny)
-    return {"points": points, "explained": float(explained), "k": best + 1, "circularity": fits[best]}
+    return {"points": points, "explained": float(explained), "k": int(fits.argmax()) + 1, "circularity": float(fits.max())}
 
 
 def addition_theorem(p: int, k: int) -> dict:
