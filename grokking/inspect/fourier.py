@@ -95,7 +95,8 @@ def addition_theorem(p: int, k: int) -> dict:
 def sum_share(grid: torch.Tensor, p: int, k: int) -> torch.Tensor:
     """(units,) the share of each unit's centred variance over the (units, p, p) table of
     activations that lies on cos(w(a+b)) and sin(w(a+b)): the neurons that compute the
-    addition theorem's output for frequency k score near 1 (Nanda et al.'s "output" neurons)."""
+    addition theorem's output for frequency k score highest (exactly cos(w(a+b) + c): 1; a
+    quadratic neuron (cos(wa + c) + cos(wb + c))^2: 0.4; random: about 2/p^2)."""
     angle = 2 * math.pi * k * torch.arange(p, dtype=torch.float64) / p
     total = angle[:, None] + angle[None, :]
     waves = torch.stack([torch.cos(total), torch.sin(total)]).reshape(2, -1)
