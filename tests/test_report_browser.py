@@ -25,7 +25,7 @@ from tests.services import unavailable
 pytestmark = pytest.mark.slow
 
 # small, real runs: an MLP that groks (a+b) mod 47, and a one-layer transformer on (a+b) mod 23
-MLP_RUN = FAST + ["steps=600", "checkpoint_every=100"]
+MLP_RUN = FAST + ["steps=300", "checkpoint_every=100"]
 TRANSFORMER_RUN = ["model=transformer", "p=23", "frac=0.5", "model.width=32", "model.heads=2", "model.d_mlp=64",
                    "steps=150", "checkpoint_every=30", "progress=none"]
 RUN_TABS = ("training", "fourier", "evolution", "model-output", "attention", "neurons", "progress-measures", "mechanism")
@@ -223,8 +223,9 @@ def test_mlp_report_opens_offline_and_the_slider_moves(browser, tmp_path):
     slider = "document.querySelector('#tab-evolution .plot')"
     shown = f"{slider}.data.map((t, i) => t.visible === true || t.visible === undefined ? i : -1).filter(i => i >= 0)"
     last = browser.evaluate(shown)
+    # what dragging the slider to its first step does: move the handle, apply that step's update
     browser.evaluate(f"Plotly.relayout({slider}, {{'sliders[0].active': 0}}).then(() => "
-                     f"Plotly.update({slider}, {slider}.layout.sliders[0].steps[0].args[0]))")
+                     f"Plotly.update({slider}, ...{slider}.layout.sliders[0].steps[0].args)).then(() => true)")
     first = browser.evaluate(shown)
     assert last != first and len(first) == 3 == len(last)
     assert browser.errors() == []

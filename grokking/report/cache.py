@@ -2,15 +2,15 @@
 
 Every snapshot the report shows (``checkpoints/step_*.pt``, at most ``max_snapshots`` of them,
 evenly spread, the first and last always; plus the model at step 0, rebuilt from the seed) is
-evaluated once on the whole table: losses, accuracies, which pairs it gets right, and the metrics
-of ``grokking.metrics`` (weight norm, Fourier IPR, feature rank, restricted/excluded loss), so a
-run trained with ``metrics.every=0`` still gets its curves. The results are kept in
+evaluated once on the whole table: losses, accuracies, which pairs it gets right, and those metrics
+of ``grokking.metrics`` (weight norm, Fourier IPR, feature rank, restricted/excluded loss) that
+the run did not log, so a run trained with ``metrics.every=0`` still gets its curves. The results are kept in
 ``<run>/report/cache.pt``, keyed by each snapshot file's size and modification time, so a second
 report, or one after the run went on, evaluates only the snapshots it has not seen.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -54,7 +54,6 @@ class RunData:
     snapshots: list[Snapshot]  # oldest first; the last is the run's latest snapshot
     model: nn.Module  # at the last snapshot, on the CPU, eval mode
     initial: nn.Module | None  # at step 0 (rebuilt), None when it cannot be rebuilt
-    skipped: dict = field(default_factory=dict)  # metric group -> why it does not apply
 
     @property
     def p(self) -> int | None:
@@ -70,6 +69,17 @@ def pick(paths: list[Path], count: int) -> list[Path]:
     if len(paths) <= count:
         return paths
     return [paths[i] for i in sorted(set(np.linspace(0, len(paths) - 1, count).round().astype(int)))]
+
+
+# a metric group, and the key that shows it was logged in metrics.jsonl
+GROUP_KEYS = {"norms": "weight_norm", "fourier": "fourier_ipr", "rank": "feature_rank/", "restricted": "restricted_loss"}
+
+
+def missing_groups(history: list[dict]) -> dict:
+    """``<group>_every``: 1 for the metric groups the run did not log (the snapshots compute them),
+    0 for those it did (the report draws them from metrics.jsonl; feature rank costs most)."""
+    logged = {k for r in history for k in r}
+    return {f"{group}_every": int(not any(k.startswith(key) for k in logged)) for group, key in GROUP_KEYS.items()}
 
 
 def stamp(path: Path) -> tuple[int, int]:
@@ -116,14 +126,14 @@ def load_run(run_dir: Path, max_snapshots: int = DEFAULT_SNAPSHOTS, device: str 
     run_device = pick_device(device)
     data = build_dataset(cfg)
     model = build_model(cfg, data)
-    settings = load_settings(cfg, every=1, norms_every=1, fourier_every=1, rank_every=1, restricted_every=1,
-                             probe_every=0)
+    history = record.read_metrics()
+    settings = load_settings(cfg, every=1, probe_every=0, **missing_groups(history))
     on_device = data.to(run_device)
     suite = MetricSuite(cfg, model.to(run_device), on_device, settings)
     model.load_state_dict(last_state["model"])
     if suite.enabled("restricted"):  # one set of key frequencies for the whole run, as analyze does
         suite.fixed_key_freqs = suite.key_freqs(evaluate(model, on_device, cfg, features=True)[2])
-    key = tuple(suite.fixed_key_freqs or ())
+    key = (tuple(suite.fixed_key_freqs or ()), tuple(sorted(missing_groups(history).items())))
 
     cache_path = Path(run_dir) / "report" / "cache.pt"
     entries, fresh, changed = load_cache(cache_path), {}, False
@@ -152,5 +162,5 @@ def load_run(run_dir: Path, max_snapshots: int = DEFAULT_SNAPSHOTS, device: str 
 
     model.load_state_dict(last_state["model"])
     model.cpu().eval()
-    return RunData(Path(run_dir), cfg, data, record.read_metrics(), record.read_summary(), snapshots, model,
-                   initial, dict(suite.skipped))
+    return RunData(Path(run_dir), cfg, data, history, record.read_summary(), snapshots, model,
+                   initial)

@@ -8,7 +8,6 @@ a page with many heat maps opens fast and hidden tabs are not drawn at the wrong
 from __future__ import annotations
 
 import html
-import json
 from pathlib import Path
 
 import plotly.io

@@ -10,7 +10,7 @@ from plotly.subplots import make_subplots
 from grokking.inspect.fourier import circle, spectrum
 from grokking.inspect.mechanism import dominant_frequencies, neuron_ipr
 from grokking.report.tabs import Tab
-from grokking.report.tabs.common import arr, curves, draw_marks, layout, series
+from grokking.report.tabs.common import arr, draw_marks, layout, series
 
 PANELS = (("Fourier IPR", ("fourier_ipr",)), ("feature rank", ("feature_rank",)), ("weight norm", ("weight_norm",)),
           ("gradient norm", ("grad_norm",)))

@@ -25,7 +25,7 @@ def build(run) -> Tab:
     spec = model_spectrum(run.model, p)
     key = spec["key_freqs"] or spec["ranked"][:1]
     circles = model_circles(run.model, p, key[:MAX_CIRCLES])
-    notes = [f"key frequencies (share of the embedding's power >= 3/K): "
+    notes = ["key frequencies (share of the embedding's power >= 3/K): "
              + ", ".join(f"k={k} ({spec['share'][k - 1]:.1%})" for k in spec["key_freqs"]) if spec["key_freqs"]
              else "no key frequency: no frequency holds 3 times the uniform share of the power",
              f"the 3 strongest frequencies hold {spec['top_share']:.1%} of the power (random weights: about "

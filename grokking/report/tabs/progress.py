@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import plotly.graph_objects as go
 
+from grokking.metrics import progress_problem
 from grokking.report.tabs import Tab
 from grokking.report.tabs.common import curves, draw_marks, layout, series
 
@@ -16,7 +17,7 @@ SHOWN_FREQS = 8
 
 def build(run) -> Tab:
     figures, notes = [], []
-    why_restricted = run.skipped.get("restricted")
+    why_restricted = progress_problem(run.cfg, run.model, run.data)
     if why_restricted is None:
         figures.append(loss_figure(run))
     else:
