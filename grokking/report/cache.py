@@ -26,7 +26,7 @@ from grokking.inspect.load import initial_model
 from grokking.inspect.progress import cos_coefficients, logit_cube
 from grokking.metrics import MetricSuite, load_settings
 from grokking.models import build_model
-from grokking.record import RunRecord
+from grokking.record import RunRecord, atomic_write
 from grokking.report import DEFAULT_SNAPSHOTS
 from grokking.train import evaluate, pick_device
 
@@ -108,7 +108,7 @@ def load_cache(path: Path) -> dict:
         return {}
     try:
         cached = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception:  # a cache cut short by a kill is rebuilt, not an error
+    except (RuntimeError, EOFError, OSError):  # an unreadable cache is rebuilt, not an error
         return {}
     return cached["entries"] if cached.get("version") == CACHE_VERSION else {}
 
@@ -158,7 +158,7 @@ def load_run(run_dir: Path, max_snapshots: int = DEFAULT_SNAPSHOTS, device: str 
         snapshots.append(Snapshot(entry["stats"]["step"], entry["stats"], rebuilt=path is None))
     if changed or fresh.keys() != entries.keys():
         cache_path.parent.mkdir(exist_ok=True)
-        torch.save({"version": CACHE_VERSION, "entries": fresh}, cache_path)
+        atomic_write(cache_path, lambda tmp: torch.save({"version": CACHE_VERSION, "entries": fresh}, tmp))
 
     model.load_state_dict(last_state["model"])
     model.cpu().eval()
