@@ -243,6 +243,8 @@ def test_sweep_report_shares_one_plotly_and_links_every_run(browser, tmp_path):
     assert len(run_pages) == 2 and all(p.stat().st_size < 3e6 for p in run_pages)
     assert all('<script src="../plotly.min.js">' in p.read_text() for p in run_pages)
     check_tabs(browser, sweep / "report.html", {"phase-diagram": True, "curves": True}, screenshots(), "report_sweep")
+    cells = "Array.from(document.querySelectorAll('#tab-phase-diagram .textpoint')).map(t => t.textContent)"
+    assert browser.evaluate(cells) == ["never 0/1", "never 0/1"]  # 200 steps: neither run grokked
     links = browser.evaluate("Array.from(document.querySelectorAll('table.runs a')).map(a => a.href)")
     assert sorted(Path(link.removeprefix("file://")).resolve() for link in links) == [p.resolve() for p in run_pages]
     rows = "Array.from(document.querySelectorAll('table.runs tbody tr')).map(r => r.cells[1].textContent)"

@@ -20,6 +20,7 @@ from grokking.report.tabs import Tab
 from grokking.report.tabs.common import layout
 
 NO_AXIS = "(all runs)"  # the y axis of a phase diagram over one swept key
+FAST_TO_SLOW = [[0, "#a1d99b"], [1, "#fdae6b"]]  # light colours: the cells' black text stays readable
 
 
 def status(final: dict) -> str:
@@ -75,9 +76,14 @@ def phase_figure(runs, x: str, y: str) -> go.Figure:
         i, j = ys.index(vy), xs.index(vx)
         z[i][j] = grok.mean if grok else None
         text[i][j] = f"never 0/{n}" if grok is None else fmt(grok.mean) + ("" if grok.n == n else f" ({grok.n}/{n})")
-    fig = go.Figure(go.Heatmap(z=z, x=[str(v) for v in xs], y=[str(v) if v is not None else NO_AXIS for v in ys],
-                               text=text, texttemplate="%{text}", colorscale="Viridis_r",
+    labels_x = [str(v) for v in xs]
+    labels_y = [str(v) if v is not None else NO_AXIS for v in ys]
+    fig = go.Figure(go.Heatmap(z=z, x=labels_x, y=labels_y, colorscale=FAST_TO_SLOW, hoverongaps=False,
                                colorbar={"title": "steps to grok"}))
+    # the cell texts as their own trace: a cell where no run grokked has no colour but says "never"
+    cells_xy = [(j, i) for i in range(len(ys)) for j in range(len(xs))]
+    fig.add_trace(go.Scatter(x=[labels_x[j] for j, _ in cells_xy], y=[labels_y[i] for _, i in cells_xy],
+                             text=[text[i][j] for j, i in cells_xy], mode="text", showlegend=False, hoverinfo="skip"))
     fig.update_xaxes(title=x, type="category")
     fig.update_yaxes(title=y if y != NO_AXIS else "", type="category")
     return layout(fig, f"Phase diagram: mean steps to grok over {x}" + (f" and {y}" if y != NO_AXIS else ""), 420)
