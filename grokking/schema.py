@@ -115,6 +115,7 @@ class Config:
     out_dir: str = runtime()
     sweep_name: str = runtime()
     pack: Optional[int] = runtime(min=1)
+    report: bool = runtime()
 
 
 # --- data ---------------------------------------------------------------------------------------

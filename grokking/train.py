@@ -274,7 +274,20 @@ def run_training(cfg, config: dict, record: RunRecord, stored: dict | None, logg
     record.write_summary(final)
     logger.summary(final)
     logger.curves(history, marks)
+    if cfg.report:
+        write_report(record.dir, logger)
     return final
+
+
+def write_report(run_dir: Path, logger) -> None:
+    """report.html at the end of a run (about 6 % of the default run's time), logged to W&B; a
+    report that cannot be made costs a warning, never the run."""
+    from grokking.report.run import write_run_report  # plotly: only where a report is written
+
+    try:
+        logger.html("report", write_run_report(run_dir, progress=False))
+    except Exception as e:  # noqa: BLE001 - the run record is complete; the report is a view of it
+        log.warning("no report.html for %s: %s: %s", run_dir, type(e).__name__, e)
 
 
 def resume_config(cfg: DictConfig, run_dir: Path) -> DictConfig:

@@ -12,7 +12,7 @@ from grokking.train import train
 
 REPO = Path(__file__).resolve().parent.parent
 # The quick recipe: (a+b) mod 47 on the quadratic MLP groks in ~1000 full-batch steps on a CPU.
-FAST = ["p=47", "frac=0.5", "progress=none"]
+FAST = ["p=47", "frac=0.5", "progress=none", "report=false"]  # reports: tests/test_report*.py
 
 
 make_cfg = compose_config

@@ -154,3 +154,10 @@ def test_progress_and_milestones_go_through_logging_into_train_log(tmp_path):
     log = (tmp_path / "r" / "train.log").read_text()
     assert "[grokking.progress][INFO] - step 300/300" in log and "memorised at step" in log
     assert "[grokking.train][DEBUG]" in log and "memorised at step" in out.stderr
+
+
+def test_a_run_writes_its_report_at_the_end(tmp_path):
+    out = cli(["p=47", "frac=0.5", "progress=none", "steps=20", "hydra.run.dir=r"], tmp_path)
+    assert out.returncode == 0, out.stderr
+    page = (tmp_path / "r" / "report.html").read_text()
+    assert page.startswith("<!DOCTYPE html>") or "<html" in page[:200]

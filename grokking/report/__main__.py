@@ -1,0 +1,3 @@
+from grokking.report.cli import main
+
+main()

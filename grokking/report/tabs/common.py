@@ -1,0 +1,116 @@
+"""What several tabs share: arrays for plotly, curves from the record, the milestones and the
+three phases of Nanda et al. drawn on step axes."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import plotly.graph_objects as go
+
+from grokking.milestones import milestones
+
+PHASE_COLOURS = {"memorisation": "rgba(255,165,0,0.10)", "circuit formation": "rgba(0,128,255,0.10)",
+                 "clean-up": "rgba(0,160,0,0.10)"}
+
+
+def arr(values, dtype=np.float32) -> np.ndarray:
+    """A compact numpy array (plotly writes numpy arrays base64-encoded into the page)."""
+    if hasattr(values, "detach"):
+        values = values.detach().cpu().numpy()
+    return np.asarray(values, dtype=dtype)
+
+
+def series(records: list[dict], key: str, positive_steps: bool = True) -> tuple[list, list]:
+    """(steps, values) of ``key`` where it was logged; step 0 left out for log axes."""
+    pairs = [(r["step"], r[key]) for r in records
+             if isinstance(r.get(key), (int, float)) and (r["step"] > 0 or not positive_steps)]
+    return [s for s, _ in pairs], [v for _, v in pairs]
+
+
+def curves(run) -> list[dict]:
+    """The evaluations: metrics.jsonl, or the snapshots' evaluations for a run without one."""
+    return run.history or [s.stats for s in run.snapshots]
+
+
+def marks(run) -> dict:
+    return milestones(curves(run), run.cfg.memorize_at, run.cfg.grok_at)
+
+
+def first_after(records: list[dict], start: int, test) -> int | None:
+    for r in records:
+        if r["step"] > start and test(r):
+            return r["step"]
+    return None
+
+
+def phases(run) -> list[tuple[str, int, int]]:
+    """Nanda et al.'s (2023) three phases as (name, first step, last step), placed by rules:
+
+    memorisation ends when the train accuracy reaches memorize_at (steps_to_memorize);
+    circuit formation ends when the Fourier circuit alone starts to predict held-out pairs: the
+    restricted loss has halved from its value at memorisation (without the progress measures: the
+    validation loss has halved from its peak after memorisation); clean-up ends when the
+    validation loss has come within a factor 2 of the restricted loss (without them: at
+    steps_to_grok). A phase that has not ended by the last evaluation is drawn to it.
+    """
+    records = curves(run)
+    mem = marks(run)["steps_to_memorize"]
+    if mem is None or not records:
+        return []
+    last = records[-1]["step"]
+    after = [r for r in records if r["step"] >= mem]
+    restricted = [r for r in after if r.get("restricted_loss") is not None]
+    if restricted:
+        start = restricted[0]["restricted_loss"]
+        formed = first_after(restricted, mem, lambda r: r["restricted_loss"] <= start / 2)
+        cleaned = formed and first_after(
+            restricted, formed, lambda r: r.get("val/loss") is not None and r["val/loss"] <= 2 * r["restricted_loss"])
+    else:
+        peak = max((r["val/loss"] for r in after if r.get("val/loss") is not None), default=None)
+        formed = peak and first_after(after, mem, lambda r: (r.get("val/loss") or peak) <= peak / 2)
+        grok = marks(run)["steps_to_grok"]
+        cleaned = grok if formed and grok and grok >= formed else None
+    first = next(r["step"] for r in records if r["step"] > 0)  # the first step a log axis shows
+    out = [("memorisation", first, mem), ("circuit formation", mem, formed or last)]
+    if formed:
+        out.append(("clean-up", formed, cleaned or last))
+    return out
+
+
+def draw_marks(fig: go.Figure, run, annotate: bool = True, log_x: bool = False) -> None:
+    """The milestones as dashed lines and the phases as shaded bands on every step axis, the
+    phases named on the first one (plotly places shapes by the step, annotations on a log axis by
+    its log10)."""
+    for name, start, end in phases(run):
+        fig.add_vrect(x0=start, x1=end, fillcolor=PHASE_COLOURS[name], line_width=0, layer="below", row="all", col="all")
+        if annotate:
+            fig.add_annotation(x=math.log10(start) if log_x else start, y=1, xref="x", yref="y domain", text=name,
+                               showarrow=False, xanchor="left", yanchor="bottom", font={"size": 10})
+    for key, dash in (("steps_to_memorize", "dot"), ("steps_to_grok", "dash")):
+        step = marks(run)[key]
+        if step:
+            fig.add_vline(x=step, line_dash=dash, line_color="grey", row="all", col="all")
+
+
+def layout(fig: go.Figure, title: str, height: int = 420) -> go.Figure:
+    fig.update_layout(title=title, height=height, margin={"l": 60, "r": 20, "t": 60, "b": 50},
+                      template="plotly_white", legend={"font": {"size": 10}})
+    return fig
+
+
+def grid_of(values, inputs, n: int, fill=np.nan) -> np.ndarray:
+    """(n, n) table of per-pair ``values`` at [a, b]; pairs missing from the data stay ``fill``."""
+    grid = np.full((n, n), fill, dtype=np.float32)
+    ab = inputs.cpu().numpy()
+    grid[ab[:, 0], ab[:, 1]] = arr(values)
+    return grid
+
+
+def heatmap(z, colorscale="RdBu", zmid=0.0, **kwargs) -> go.Heatmap:
+    extra = {"zmid": zmid} if zmid is not None else {}
+    return go.Heatmap(z=arr(z), colorscale=colorscale, **extra, **kwargs)
+
+
+def frequency_names(p: int) -> list[str]:
+    """Labels of the rows of the real Fourier basis: const, cos 1, sin 1, ..."""
+    return ["const"] + [f"{kind} {k}" for k in range(1, (p - 1) // 2 + 1) for kind in ("cos", "sin")]
