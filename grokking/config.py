@@ -130,7 +130,7 @@ def check_value(o: Override, base: DictConfig) -> None:
             raise ConfigError(f"{in_sweep(o)}{key}={Transformer.str(value)} {type_problem(base, key, value)}") from None
         if info is not None:
             try:
-                schema.check_value(key, converted, info.limits)
+                schema.check_value(key, converted, info.limits, shown=Transformer.str(value))
             except ConfigError as e:
                 raise ConfigError(f"{in_sweep(o)}{e}") from None
 

@@ -374,8 +374,9 @@ def values_by_role(config: dict, role: str) -> dict[str, Any]:
 
 
 # --- ranges -------------------------------------------------------------------------------------
-def check_value(key: str, value: Any, limits: dict) -> None:
-    """Raise ConfigError if ``value`` is outside ``limits`` (min, gt, max, lt, choices, length)."""
+def check_value(key: str, value: Any, limits: dict, shown: str | None = None) -> None:
+    """Raise ConfigError if ``value`` is outside ``limits`` (min, gt, max, lt, choices, length);
+    the message shows ``shown`` (the value as the user typed it) where given."""
     if value is None or isinstance(value, str) and value.startswith("${"):
         return
     if isinstance(value, (list, tuple)) or hasattr(value, "__len__") and not isinstance(value, str):
@@ -392,7 +393,7 @@ def check_value(key: str, value: Any, limits: dict) -> None:
     wrong = [f"{sign} {limits[name]}" for name, ok, sign in bounds if name in limits and not ok(value, limits[name])]
     if wrong:
         rule = " and ".join(f"{sign} {limits[name]}" for name, _, sign in bounds if name in limits)
-        raise ConfigError(f"{key}={value} is invalid; it must be {rule}")
+        raise ConfigError(f"{key}={value if shown is None else shown} is invalid; it must be {rule}")
 
 
 def check_ranges(cfg: DictConfig) -> None:
