@@ -23,7 +23,7 @@ from grokking.errors import ConfigError
 # Keys of the composed config that do not change what a run computes: a run may be continued
 # with other values for them (more steps, another device or logger, a new checkpoint interval).
 RESUMABLE_KEYS = ("steps", "resume", "logger", "device", "threads", "progress", "progress_every_s", "out_dir",
-                  "sweep_name", "checkpoint_every", "early_stop", "hydra")
+                  "sweep_name", "checkpoint_every", "early_stop", "objective", "objective_penalty", "hydra")
 
 
 

@@ -27,6 +27,7 @@ from grokking.metrics import MetricSuite
 from grokking.milestones import milestones
 from grokking.milestones import update as update_milestones
 from grokking.models import build_model
+from grokking.objective import scored
 from grokking.optim import build_grad_filter, build_optimizer, set_warmup_lr
 from grokking.preemption import StopSignals
 from grokking.progress import Progress
@@ -289,12 +290,12 @@ def resume_config(cfg: DictConfig, run_dir: Path) -> DictConfig:
 
 
 @hydra.main(config_path=CONF_DIR, config_name="config", version_base="1.3")
-def main(cfg: DictConfig) -> dict:
+def main(cfg: DictConfig) -> dict | float:
     run_dir = Path(HydraConfig.get().runtime.output_dir)
     try:
         if cfg.resume:
             cfg = resume_config(cfg, run_dir)
-        return train(cfg, run_dir)
+        return scored(cfg, lambda: train(cfg, run_dir), HydraConfig.get().mode == RunMode.MULTIRUN)
     except ConfigError as e:
         report(e)
         if HydraConfig.get().mode == RunMode.MULTIRUN:
@@ -306,7 +307,8 @@ def report(error: ConfigError) -> None:
     print(f"grokking: error: {error}", file=sys.stderr)
 
 
-if __name__ == "__main__":
+def cli() -> None:
+    """``python -m grokking.train`` and the ``grokking-train`` console script."""
     sys.argv = quote_path_overrides(sys.argv)
     try:
         check_command_line(sys.argv[1:])
@@ -314,3 +316,7 @@ if __name__ == "__main__":
         report(e)
         sys.exit(2)
     main()
+
+
+if __name__ == "__main__":
+    cli()
