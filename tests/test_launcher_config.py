@@ -204,5 +204,5 @@ def test_hydras_spelling_runs_a_local_grid(tmp_path: Path):
     assert proc.returncode == 0, proc.stdout + proc.stderr
     summary = json.loads((tmp_path / "runs" / "sweeps" / "grid" / "sweep_summary.json").read_text())
     assert summary["counts"] == {"completed": 2}
-    assert sorted(Path(r["run_dir"]).name for r in summary["runs"]) == ["op=add,p=47", "op=sub,p=47"]
+    assert sorted(Path(r["run_dir"]).name for r in summary["runs"]) == ["frac=0.5,op=add,p=47", "frac=0.5,op=sub,p=47"]
     assert "2 of 2 runs completed" in proc.stdout and "Warning" not in proc.stderr
