@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
+from grokking.config import check_command_line
 from grokking.errors import ConfigError
 from grokking.objective import objective_value, scored
 from grokking.train import train
@@ -28,6 +29,12 @@ def test_objective_is_the_summary_value_or_the_penalty():
 def test_unknown_objective_names_the_allowed_keys():
     with pytest.raises(ConfigError, match=r"objective=val_acc is not in the run's summary; allowed: steps_to_grok"):
         objective_value(make_cfg(["objective=val_acc"]), {"status": "completed", "steps_to_grok": 5})
+
+
+def test_search_spaces_on_the_command_line_are_checked_like_values():
+    check_command_line(["-m", "hydra/sweeper=optuna", "lr=tag(log, interval(1e-4, 1e-2))", "wd=choice(0.1,1.0)"])
+    with pytest.raises(ConfigError, match="there is no setting lrr; did you mean lr"):
+        check_command_line(["-m", "hydra/sweeper=optuna", "lrr=tag(log, interval(1e-4, 1e-2))"])
 
 
 def test_without_objective_the_task_returns_the_summary(tmp_path: Path):
