@@ -39,7 +39,7 @@ ensure_env() {
   # torch first and pinned: an unpinned torch would pull a multi-GB CUDA build where a local
   # CPU wheel exists; pyproject's range then accepts whatever torch is already there.
   "$python" -c "import torch" 2>/dev/null || "$python" -m pip install -q "torch==${GROKKING_TORCH:-2.13.0}"
-  "$python" -m pip install -q -e "$repo[test]"
+  "$python" -m pip install -q -e "$repo[test,optuna]"
   echo "$want" > "$stamp"
 }
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from hydra import compose, initialize_config_dir
 from hydra._internal.utils import get_args_parser
 from hydra.core.override_parser.overrides_parser import OverridesParser
-from hydra.core.override_parser.types import Glob, Override, Transformer
+from hydra.core.override_parser.types import Glob, IntervalSweep, Override, Transformer
 from hydra.errors import OverrideParseException
 from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict
 from omegaconf.errors import OmegaConfBaseException
@@ -98,6 +98,8 @@ def choices(o: Override, options: list[str]) -> list:
     value = o.value()
     if isinstance(value, Glob):
         return value.filter(options)
+    if isinstance(value, IntervalSweep):  # a search space (hydra/sweeper=optuna): check its bounds
+        return [value.start, value.end]
     return list(o.sweep_iterator()) if o.is_sweep_override() else [value]
 
 

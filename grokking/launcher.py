@@ -39,11 +39,18 @@ class RunsFailed(CompactHydraException):
     Hydra prints its message without a traceback and exits with status 1."""
 
 
+class NoSlurm(CompactHydraException):
+    """launcher=slurm on a machine without SLURM: one line instead of submitit's traceback."""
+
+
 def _executor(launcher):
     """The submitit executor with the launcher's parameters, as Hydra's launcher builds it."""
     import submitit
 
     kind, params = launcher._EXECUTOR, dict(launcher.params)
+    if kind == "slurm" and submitit.SlurmExecutor.affinity() <= 0:
+        raise NoSlurm("grokking: error: launcher=slurm needs SLURM, but srun is not on PATH here; "
+                      "on this machine run the grid with launcher=local")
     init = {"folder": params.pop("submitit_folder")}
     if "max_num_timeout" in params:
         init[f"{kind}_max_num_timeout"] = params.pop("max_num_timeout")

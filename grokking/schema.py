@@ -116,6 +116,8 @@ class Config:
     sweep_name: str = runtime()
     pack: Optional[int] = runtime(min=1)
     report: bool = runtime()
+    objective: Optional[str] = runtime()
+    objective_penalty: Optional[float] = runtime()
 
 
 # --- data ---------------------------------------------------------------------------------------

@@ -31,6 +31,7 @@ from grokking.metrics.norms import grad_norms
 from grokking.milestones import milestones
 from grokking.milestones import update as update_milestones
 from grokking.models import build_model
+from grokking.objective import scored
 from grokking.optim import build_grad_filter, build_optimizer, set_warmup_lr
 from grokking.preemption import StopSignals
 from grokking.progress import Progress
@@ -305,18 +306,18 @@ def resume_config(cfg: DictConfig, run_dir: Path) -> DictConfig:
 
 
 @hydra.main(config_path=CONF_DIR, config_name="config", version_base="1.3")
-def main(cfg: DictConfig) -> dict:
+def main(cfg: DictConfig) -> dict | float:
     run_dir = Path(HydraConfig.get().runtime.output_dir)
     try:
         if cfg.resume:
             cfg = resume_config(cfg, run_dir)
-        return train(cfg, run_dir)
+        return scored(cfg, train(cfg, run_dir))
     except (ConfigError, Diverged, NoSpace) as e:
         report(e)
         if HydraConfig.get().mode != RunMode.MULTIRUN:
             sys.exit(EXIT_CODES[type(e)])
-        if isinstance(e, Diverged):  # an outcome of a grid point, recorded in its summary
-            return RunRecord(run_dir).read_summary()
+        if isinstance(e, Diverged):  # an outcome of a grid point (a search scores its penalty)
+            return scored(cfg, RunRecord(run_dir).read_summary())
         raise  # jobs of a grid may share this process: let Hydra record the failure and go on
 
 
@@ -329,7 +330,8 @@ def report(error: Exception) -> None:
     print(f"grokking: {kind}: {error}", file=sys.stderr)
 
 
-if __name__ == "__main__":
+def cli() -> None:
+    """``python -m grokking.train`` and the ``grokking-train`` console script."""
     sys.argv = quote_path_overrides(sys.argv)
     try:
         check_command_line(sys.argv[1:])
@@ -337,3 +339,7 @@ if __name__ == "__main__":
         report(e)
         sys.exit(2)
     main()
+
+
+if __name__ == "__main__":
+    cli()

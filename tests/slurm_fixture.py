@@ -13,8 +13,8 @@ before the session (so a cluster a developer started by hand stays up) and
 ``GROKKING_SLURM_KEEP`` is unset.
 
 If the packages cannot be installed (or we are not root), the tests are skipped
-with the reason, except in CI (``CI`` set), where that is a failure. A cluster
-that does not start is always a failure.
+with the reason (tests/services.py), except under GROKKING_REQUIRE_SERVICES=1
+(.ci/run), where that is a failure. A cluster that does not start is always a failure.
 """
 
 from __future__ import annotations
@@ -26,22 +26,14 @@ from pathlib import Path
 
 import pytest
 
+from tests.services import unavailable
+
 REPO = Path(__file__).resolve().parent.parent
 SCRIPTS = REPO / "scripts" / "slurm"
 
 # Shared by every module that imports the fixture: pytest makes one session
 # fixture per importing module, but the cluster is started and stopped once.
 _session: dict = {"refs": 0, "info": None, "stop_at_end": False, "old_conf": None}
-
-
-def _in_ci() -> bool:
-    return bool(os.environ.get("CI"))
-
-
-def _unavailable(reason: str) -> None:
-    if _in_ci():
-        pytest.fail(f"SLURM cluster unavailable in CI: {reason}", pytrace=False)
-    pytest.skip(f"SLURM cluster unavailable: {reason}")
 
 
 def _script(name: str, *args: str, timeout: float) -> subprocess.CompletedProcess:
@@ -65,11 +57,11 @@ def _acquire() -> dict:
         return _session["info"]
 
     if os.geteuid() != 0:
-        _unavailable("scripts/slurm needs root (munged, slurmctld and slurmd run as root)")
+        unavailable("SLURM cluster: scripts/slurm needs root (munged, slurmctld and slurmd run as root)")
 
     install = _script("install.sh", timeout=1200)
     if install.returncode != 0:
-        _unavailable(f"scripts/slurm/install.sh failed (exit {install.returncode}):\n{_tail(install)}")
+        unavailable(f"SLURM cluster: scripts/slurm/install.sh failed (exit {install.returncode}):\n{_tail(install)}")
 
     # sacct -j lists every job ever recorded under an id, and ids start again at 1 when slurmctld's
     # state is new while the accounting database is kept: tests ask sacct only for jobs since now.

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 import pickle
+import shutil
 from pathlib import Path
 
 import pytest
 from hydra import compose, initialize_config_dir
 from hydra.core.plugins import Plugins
 from hydra.utils import instantiate
-from submitit.slurm.slurm import _make_sbatch_string
+from submitit.slurm.slurm import SlurmExecutor, _make_sbatch_string
 
 from grokking.launcher import MainTask, _executor, format_table, write_summary
 from grokking.config import CONF_DIR
@@ -25,8 +26,16 @@ def hydra_cfg(overrides: list[str]):
         return compose(config_name="config", overrides=overrides, return_hydra_config=True)
 
 
+@pytest.fixture
+def without_srun(monkeypatch):
+    """submitit refuses to make a SLURM executor where ``srun`` is not on PATH; these tests only
+    build the batch script (submitit's own code), which needs no cluster, so they lift that check."""
+    monkeypatch.setattr(SlurmExecutor, "affinity", classmethod(lambda cls: 2))
+
+
 def sbatch_lines(overrides: list[str], runs: int = 18) -> list[str]:
-    """The #SBATCH lines (and the rest of the script) submitit writes for a grid of ``runs``."""
+    """The #SBATCH lines (and the rest of the script) submitit writes for a grid of ``runs``
+    (tests calling it take the ``without_srun`` fixture)."""
     cfg = hydra_cfg(["launcher=slurm", "hydra.sweep.dir=/sweep", *overrides])
     executor = _executor(instantiate(cfg.hydra.launcher))
     text = _make_sbatch_string(command="python -m x", folder=executor.folder, map_count=runs,
@@ -34,7 +43,7 @@ def sbatch_lines(overrides: list[str], runs: int = 18) -> list[str]:
     return text.splitlines()
 
 
-def test_slurm_defaults_ask_for_one_gpu_a_named_job_and_requeue():
+def test_slurm_defaults_ask_for_one_gpu_a_named_job_and_requeue(without_srun):
     cfg = hydra_cfg(["launcher=slurm"])
     launcher = cfg.hydra.launcher
     assert launcher._target_ == "hydra_plugins.grokking_launcher.launchers.SlurmLauncher"
@@ -49,7 +58,7 @@ def test_slurm_defaults_ask_for_one_gpu_a_named_job_and_requeue():
                                   "#SBATCH --constraint")) for ln in lines)
 
 
-def test_every_site_setting_reaches_sbatch():
+def test_every_site_setting_reaches_sbatch(without_srun):
     lines = sbatch_lines([
         "hydra.launcher.partition=gpu", "hydra.launcher.account=proj", "hydra.launcher.qos=high",
         "hydra.launcher.constraint=a100", "hydra.launcher.timeout_min=600", "hydra.launcher.gpus_per_node=2",
@@ -66,7 +75,7 @@ def test_every_site_setting_reaches_sbatch():
     assert lines.index("conda activate g") < next(i for i, ln in enumerate(lines) if ln.startswith("srun"))
 
 
-def test_cpu_only_overrides_of_the_cluster_tests():
+def test_cpu_only_overrides_of_the_cluster_tests(without_srun):
     lines = sbatch_lines(CLUSTER, runs=4)
     assert not any("gpu" in ln for ln in lines)
     assert "#SBATCH --partition=debug" in lines and "#SBATCH --cpus-per-task=1" in lines
@@ -102,11 +111,42 @@ def test_site_file_does_not_touch_other_launchers(site_dir: Path):
     assert "partition" not in local and local.gpus_per_node == 0
 
 
-def test_shipped_example_is_a_valid_site_file(tmp_path: Path):
+def test_shipped_example_is_a_valid_site_file(tmp_path: Path, without_srun):
     (tmp_path / "site").mkdir()
     (tmp_path / "site" / "default.yaml").write_text((Path(CONF_DIR) / "site" / "site.example.yaml").read_text())
     lines = sbatch_lines([f"hydra.searchpath=[file://{tmp_path}]"])
     assert "#SBATCH --partition=gpu" in lines and "#SBATCH --mail-type=FAIL" in lines
+
+
+@pytest.mark.parametrize("ours, hydras", [("launcher=slurm", "hydra/launcher=submitit_slurm"),
+                                           ("launcher=local", "hydra/launcher=submitit_local")])
+def test_hydras_spelling_of_the_submitit_launchers_is_ours(site_dir: Path, ours: str, hydras: str):
+    """conf/hydra/launcher/submitit_*.yaml shadow the plugin's configs: the same launcher class,
+    values and site file whichever way the launcher is named."""
+    search = f"hydra.searchpath=[file://{site_dir}]"
+    for extra in ([], [search], [search, "hydra.launcher.timeout_min=5"]):
+        assert hydra_cfg([ours, *extra]).hydra.launcher == hydra_cfg([hydras, *extra]).hydra.launcher
+    launcher = hydra_cfg([hydras, search]).hydra.launcher
+    assert launcher._target_.startswith("hydra_plugins.grokking_launcher.launchers.")
+    if "slurm" in hydras:
+        assert (launcher.partition, launcher.timeout_min, launcher.exclude) == ("gpu", 720, None)
+
+
+def test_hydras_spelling_composes_without_warnings_and_checks_types(tmp_path: Path):
+    """The plugin's schema still checks the values; its deprecation warning is silenced."""
+    proc = cli(["hydra/launcher=submitit_slurm", "--cfg", "hydra", "-p", "hydra.launcher"], cwd=tmp_path)
+    assert proc.returncode == 0 and "SlurmLauncher" in proc.stdout and proc.stderr == "", proc.stderr
+    proc = cli(["hydra/launcher=submitit_slurm", "hydra.launcher.timeout_min=abc", "--cfg", "hydra"], cwd=tmp_path)
+    assert proc.returncode == 1 and "'abc' of type 'str' could not be converted to Integer" in proc.stderr
+
+
+def test_slurm_without_srun_is_one_line(tmp_path: Path):
+    if shutil.which("srun"):
+        pytest.skip("srun is on PATH here: this test is about machines without SLURM")
+    proc = cli(["-m", "launcher=slurm", *FAST, "steps=5", f"out_dir={tmp_path}"], cwd=tmp_path)
+    assert proc.returncode == 1
+    assert proc.stderr.splitlines()[0] == ("grokking: error: launcher=slurm needs SLURM, but srun is not on PATH "
+                                           "here; on this machine run the grid with launcher=local")
 
 
 def test_launcher_settings_stay_out_of_the_run_folder_name():
@@ -153,3 +193,16 @@ def test_local_launcher_runs_the_grid_and_reports_a_diverged_run(tmp_path: Path)
     assert rows["0.001"]["status"] == "completed" and rows["0.001"]["step"] == 30
     assert rows["1e+30"]["status"] == "failed" and rows["1e+30"]["error"].startswith("FloatingPointError")
     assert "1 of 2 runs failed" in proc.stderr and "lr=1e+30" in proc.stdout
+
+
+@pytest.mark.slow
+def test_hydras_spelling_runs_a_local_grid(tmp_path: Path):
+    """hydra/launcher=submitit_local runs through grokking's launcher: the task of ``python -m``
+    is pickled by name (Hydra's own launcher would fail to pickle torch) and the table is printed."""
+    proc = cli(["-m", "hydra/launcher=submitit_local", *FAST, "steps=20", "op=add,sub", f"out_dir={tmp_path}/runs",
+                "sweep_name=grid"], cwd=tmp_path, timeout=300, env={"OMP_NUM_THREADS": "1"})
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    summary = json.loads((tmp_path / "runs" / "sweeps" / "grid" / "sweep_summary.json").read_text())
+    assert summary["counts"] == {"completed": 2}
+    assert sorted(Path(r["run_dir"]).name for r in summary["runs"]) == ["frac=0.5,op=add,p=47", "frac=0.5,op=sub,p=47"]
+    assert "2 of 2 runs completed" in proc.stdout and "Warning" not in proc.stderr

@@ -28,6 +28,16 @@ def test_dead_layer_predicts_the_majority_class():
     assert acc == 0.5
 
 
+def test_constant_layer_predicts_the_majority_class_and_dead_units_do_not_hurt():
+    labels = torch.tensor([2, 2, 0, 1, 2, 0, 2])
+    constant = torch.full((7, 5), 3.7)  # saturated units: the same value for every input
+    assert probe_accuracy(constant[:5], labels[:5], constant[5:], labels[5:], 3, 1e-3) == 0.5
+    g = torch.Generator().manual_seed(3)
+    labels = torch.randint(0, 4, (400,), generator=g)
+    half_dead = torch.cat([torch.nn.functional.one_hot(labels, 4).float(), torch.zeros(400, 4)], dim=1)
+    assert probe_accuracy(half_dead[:300], labels[:300], half_dead[300:], labels[300:], 4, 1e-3) == 1.0
+
+
 def test_probe_accuracies_per_layer():
     g = torch.Generator().manual_seed(2)
     labels = torch.randint(0, 3, (300,), generator=g)

@@ -120,9 +120,9 @@ def test_a_member_with_a_bad_value_of_its_own_fails_alone(tmp_path, capsys):
     dirs, outcomes = pack(tmp_path, [["frac=0"], ["seed=1"]], ["steps=10"])
     assert isinstance(outcomes[0], ConfigError) and outcomes[1]["status"] == "completed"
     failed = json.loads((dirs[0] / "summary.json").read_text())
-    assert failed["status"] == "failed" and "frac=0 is invalid; it must be > 0 and <= 1" in failed["error"]
+    assert failed["status"] == "failed" and "frac=0.0 is invalid; it must be > 0 and <= 1" in failed["error"]
     [line] = capsys.readouterr().err.strip().splitlines()
-    assert line.startswith("grokking: error: frac=0 is invalid") and line.endswith("(run m0)")
+    assert line.startswith("grokking: error: frac=0.0 is invalid") and line.endswith("(run m0)")
 
 
 def test_members_of_one_pack_must_agree_on_the_shape(tmp_path):

@@ -2,7 +2,8 @@
 a linear classifier fitted on the features of the training inputs, scored on held-out inputs.
 
 The classifier is closed-form ridge regression onto one-hot targets in float64 (features centred
-on their training mean, so the intercept is the mean target), predicting the argmax.
+on their training mean, so the intercept is the mean target), predicting the argmax. A layer
+whose features do not vary on the training inputs (dead units) predicts the majority class.
 """
 from __future__ import annotations
 
@@ -23,9 +24,12 @@ def probe_accuracy(train_x: torch.Tensor, train_y: torch.Tensor, test_x: torch.T
     targets = F.one_hot(train_y, n_classes).to(torch.float64)
     target_mean = targets.mean(dim=0)
     gram = x.T @ x
-    scale = gram.diagonal().mean().clamp(min=torch.finfo(torch.float64).tiny)
-    eye = torch.eye(gram.shape[0], dtype=gram.dtype, device=gram.device)
-    weights = torch.linalg.solve(gram + ridge * scale * eye, x.T @ (targets - target_mean))
+    scale = gram.diagonal().mean()
+    if scale > 0:
+        eye = torch.eye(gram.shape[0], dtype=gram.dtype, device=gram.device)
+        weights = torch.linalg.solve(gram + ridge * scale * eye, x.T @ (targets - target_mean))
+    else:  # a dead layer (constant features): no penalty makes the solve regular; nothing to fit
+        weights = torch.zeros(x.shape[1], n_classes, dtype=x.dtype, device=x.device)
     scores = (test_x.to(torch.float64) - mean) @ weights + target_mean
     return (scores.argmax(dim=1) == test_y).double().mean().item()
 
