@@ -133,6 +133,26 @@ def write_summary(sweep_dir: Path, rows: list[dict]) -> Path:
     return path
 
 
+def report_sweep(sweep_dir: Path, rows: list[dict], returns: list[JobReturn]) -> list[JobReturn]:
+    """Write sweep_summary.json and print the table; the jobs that neither completed nor diverged
+    return one short RunsFailed (Hydra then exits non-zero without a traceback)."""
+    path = write_summary(sweep_dir, rows)
+    failed = [r for r in rows if r["status"] not in ("completed", "diverged")]
+    print(f"\n[grokking] sweep {sweep_dir}: {len(rows) - len(failed)} of {len(rows)} runs completed"
+          f"\n{format_table(rows)}", flush=True)
+    for r in failed:
+        if r.get("stderr"):
+            print(f"[grokking] {r['status']}: {r['run_dir']}\n    logs: {r['stderr']}", flush=True)
+    print(f"[grokking] summary: {path}", flush=True)
+    if failed:
+        error = RunsFailed(f"{len(failed)} of {len(rows)} runs failed (see the table above and {path}); "
+                           f"first: {failed[0]['run_dir']}: {failed[0]['error']}")
+        for ret in returns:
+            if ret.status != JobStatus.COMPLETED:
+                ret.return_value = error
+    return returns
+
+
 class ReportingMixin:
     """Put before a hydra_submitit_launcher launcher class: replaces its ``launch``."""
 
@@ -179,20 +199,7 @@ class ReportingMixin:
             rows.append(row)
             returns.append(ret)
 
-        path = write_summary(sweep_dir, rows)
-        failed = [r for r in rows if r["status"] not in ("completed", "diverged")]
-        print(f"\n[grokking] sweep {sweep_dir}: {len(rows) - len(failed)} of {len(rows)} runs completed"
-              f"\n{format_table(rows)}", flush=True)
-        for r in failed:
-            print(f"[grokking] {r['status']}: {r['run_dir']}\n    logs: {r['stderr']}", flush=True)
-        print(f"[grokking] summary: {path}", flush=True)
-        if failed:
-            error = RunsFailed(f"{len(failed)} of {len(rows)} runs failed (see the table above and {path}); "
-                               f"first: {failed[0]['run_dir']}: {failed[0]['error']}")
-            for ret in returns:
-                if ret.status != JobStatus.COMPLETED:
-                    ret.return_value = error
-        return returns
+        return report_sweep(sweep_dir, rows, returns)
 
     def _run_dir(self, overrides: list[str]) -> Path:
         """The folder run_job will use: hydra.sweep.dir / hydra.sweep.subdir of the job's config."""

@@ -24,7 +24,7 @@ from hydra.core.utils import JobReturn, JobStatus, configure_log, filter_overrid
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from grokking.errors import ConfigError
-from grokking.launcher import RunsFailed, _executor, _last_line, format_table, importable, run_row, write_summary
+from grokking.launcher import _executor, _last_line, importable, report_sweep, run_row
 from grokking.pack.roles import shape_signature
 
 DIR_KEYS = {"job_dir_key": "hydra.sweep.dir", "job_subdir_key": "hydra.sweep.subdir"}
@@ -119,21 +119,6 @@ def sweep_row(num: int, overrides, cfg: DictConfig, ret: JobReturn | None, error
     return {**row, "error": error or row["error"]}
 
 
-def report(sweep_dir: Path, rows: list[dict], returns: list[JobReturn]) -> list[JobReturn]:
-    """The table and sweep_summary.json; the jobs that did not complete raise one short error."""
-    path = write_summary(sweep_dir, rows)
-    failed = [r for r in rows if r["status"] not in ("completed", "diverged")]
-    print(f"\n[grokking] sweep {sweep_dir}: {len(rows) - len(failed)} of {len(rows)} runs completed"
-          f"\n{format_table(rows)}\n[grokking] summary: {path}", flush=True)
-    if failed:
-        error = RunsFailed(f"{len(failed)} of {len(rows)} runs failed (see the table above and {path}); "
-                           f"first: {failed[0]['run_dir']}: {failed[0]['error']}")
-        for ret in returns:
-            if ret.status != JobStatus.COMPLETED:
-                ret.return_value = error
-    return returns
-
-
 # --- the basic launcher: every pack in this process, one after the other -----------------------
 def launch_basic(launcher, job_overrides, initial_job_idx: int) -> list[JobReturn] | None:
     planned = plan(launcher, job_overrides, initial_job_idx)
@@ -151,7 +136,7 @@ def launch_basic(launcher, job_overrides, initial_job_idx: int) -> list[JobRetur
         configure_log(launcher.config.hydra.hydra_logging, launcher.config.hydra.verbose)
     ordered = [returns[i] for i in range(len(configs))]
     rows = [sweep_row(initial_job_idx + i, job_overrides[i], configs[i], ret) for i, ret in enumerate(ordered)]
-    return report(sweep_dir, rows, ordered)
+    return report_sweep(sweep_dir, rows, ordered)
 
 
 # --- submitit (launcher=local|slurm): one array task per pack ----------------------------------
@@ -213,4 +198,4 @@ def launch_submitit(launcher, job_overrides, initial_job_idx: int) -> list[JobRe
             rows.append({**row, "job_id": job.job_id, "stdout": str(job.paths.stdout), "stderr": str(job.paths.stderr)})
             returns.append((i, ret))
     ordered = [ret for _, ret in sorted(returns, key=lambda pair: pair[0])]
-    return report(sweep_dir, sorted(rows, key=lambda r: r["num"]), ordered)
+    return report_sweep(sweep_dir, sorted(rows, key=lambda r: r["num"]), ordered)
