@@ -29,17 +29,18 @@ fi
 repo="$(cd "$here" && pwd)"
 venv="${GROKKING_VENV:-$repo/.venv}"
 python="$venv/bin/python"
+extras="${GROKKING_EXTRAS:-test,optuna}"  # .ci/run adds interp (TransformerLens, ~450 MB) for its tests
 
 ensure_env() {
   [ -x "$python" ] || "${GROKKING_PYTHON:-python3}" -m venv "$venv"
   local stamp="$venv/.grokking-installed" want
-  want="$(cat "$repo/pyproject.toml" | cksum)"
+  want="$(cat "$repo/pyproject.toml" | cksum) $extras"
   [ "$(cat "$stamp" 2>/dev/null)" = "$want" ] && return
   echo "run.sh: installing the project into $venv" >&2
   # torch first and pinned: an unpinned torch would pull a multi-GB CUDA build where a local
   # CPU wheel exists; pyproject's range then accepts whatever torch is already there.
   "$python" -c "import torch" 2>/dev/null || "$python" -m pip install -q "torch==${GROKKING_TORCH:-2.13.0}"
-  "$python" -m pip install -q -e "$repo[test,optuna]"
+  "$python" -m pip install -q -e "$repo[$extras]"
   echo "$want" > "$stamp"
 }
 

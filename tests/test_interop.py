@@ -1,6 +1,8 @@
 """grokking.interop: a run's transformer as a TransformerLens HookedTransformer whose logits equal
 the project's on the whole table, for every option TransformerLens can express; a one-line error
 naming the option for those it cannot. Skipped without the optional extra (pip install -e '.[interp]')."""
+import importlib.util
+
 import pytest
 import torch
 
@@ -12,8 +14,10 @@ from grokking.inspect.load import load_checkpoint
 from grokking.interop import hooked_transformer, table_tokens
 from grokking.models import build_model
 from tests.helpers import run
+from tests.services import unavailable
 
-pytest.importorskip("transformer_lens", reason="transformer_lens is not installed (optional extra: pip install -e '.[interp]')")
+if importlib.util.find_spec("transformer_lens") is None:  # CI installs the extra (.ci/run)
+    unavailable("transformer_lens is not installed (optional extra: pip install -e '.[interp]')")
 
 SMALL = ["model=transformer", "p=23", "model.width=32", "model.heads=4", "model.d_mlp=64"]
 EXPRESSIBLE = {
