@@ -95,7 +95,7 @@ def parse_overrides(overrides: list[str]) -> dict:
         key, sep, value = item.partition("=")
         key = key.lstrip("+~")
         info = schema.key_info(key)
-        if sep and (info is None or info.role != schema.RUNTIME):
+        if sep and key.split(".")[0] != "hydra" and (info is None or info.role != schema.RUNTIME):
             params[key] = value
     return params
 

@@ -51,7 +51,7 @@ def test_seeds_are_repeats_of_a_grid_point(grid):
     runs = compare.load_sweep(grid)
     assert compare.swept_keys(runs) == ["frac", "wd", "seed"]
     columns, rows = compare.table(runs)
-    assert columns == ["frac", "wd", "n", "grokked", "train/acc", "val/acc", "steps_to_memorize",
+    assert columns == ["frac", "wd", "n", "grokked", "diverged", "train/acc", "val/acc", "steps_to_memorize",
                        "steps_to_grok", "grok_gap", "fourier_ipr", "feature_rank/layer1"]
     assert [(r["frac"], r["wd"], r["n"], r["grokked"]) for r in rows] == [
         ("0.3", "0.1", 2, "0/2"), ("0.3", "1.0", 2, "0/2"), ("0.5", "0.1", 2, "1/2"), ("0.5", "1.0", 2, "2/2")]
@@ -77,15 +77,15 @@ def test_without_seeds_one_row_per_run(tmp_path):
         fake_run(tmp_path / f"wd={wd},lr={lr}", [f"wd={wd}", f"lr={lr}"], None)
     (tmp_path / "wd=10,lr=1e-3" / "metrics.jsonl").write_text("")
     columns, rows = compare.table(compare.load_sweep(tmp_path))
-    assert columns[:3] == ["wd", "lr", "train/acc"] and "n" not in columns
+    assert columns[:4] == ["wd", "lr", "status", "train/acc"] and "n" not in columns
     assert [(r["wd"], r["lr"]) for r in rows] == [("9", "1e-3"), ("9", "3e-3"), ("10", "1e-3")]  # as numbers
     assert "feature_rank/layer1" not in columns and "fourier_ipr" in columns
 
 
 def test_phase_cells_count_never_grokked_runs(grid):
     cells = compare.phase_cells(compare.load_sweep(grid), "frac", "wd")
-    assert cells[("0.3", "1.0")] == (None, 2)
-    assert cells[("0.5", "0.1")] == (Spread(400, 0, 1), 2)
+    assert cells[("0.3", "1.0")] == (None, 2, 0)
+    assert cells[("0.5", "0.1")] == (Spread(400, 0, 1), 2, 0)
     assert cells[("0.5", "1.0")][0].mean == 250
 
 
@@ -144,3 +144,15 @@ def test_wandb_group_through_the_api(monkeypatch):
     assert [(r.params, r.curve) for r in runs][0] == ({"frac": "0.5", "seed": "0"}, [(0, 0.0), (10, 1.0)])
     columns, [row] = compare.table(runs)
     assert (row["n"], row["grokked"], row["steps_to_grok"].mean) == (2, "2/2", 150)
+
+
+def test_diverged_runs_are_shown_as_diverged(tmp_path):
+    for name, status in (("lr=1.0", "diverged"), ("lr=0.001", "completed")):
+        folder = tmp_path / name
+        (folder / ".hydra").mkdir(parents=True)
+        (folder / ".hydra" / "overrides.yaml").write_text(f"- {name}\n")
+        (folder / "summary.json").write_text(json.dumps({"status": status, "steps_to_grok": None}))
+    columns, rows = compare.table(compare.load_sweep(tmp_path))
+    assert {row["lr"]: row["status"] for row in rows} == {"1.0": "diverged", "0.001": "completed"}
+    runs = compare.load_sweep(tmp_path)
+    assert compare.phase_cells(runs, "lr", "lr")[("1.0", "1.0")] == (None, 1, 1)

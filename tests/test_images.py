@@ -11,6 +11,7 @@ import torch
 
 from grokking.data import build_dataset
 from grokking import images
+from grokking.config import check_command_line
 from grokking.errors import ConfigError
 from grokking.images import MNIST_FILES, read_idx, write_idx
 from tests.helpers import make_cfg
@@ -106,12 +107,16 @@ def test_missing_mnist_folder_is_a_one_line_error_naming_the_place(tmp_path):
     assert "train-images-idx3-ubyte" in message and "data.dir" in message
 
 
-@pytest.mark.parametrize("override, key", [("data.n_train=51", "data.n_train"), ("data.n_val=0", "data.n_val"),
-                                           ("data.normalise=zscore", "data.normalise")])
+@pytest.mark.parametrize("override, key", [("data.n_train=51", "data.n_train"), ("data.n_val=0", "data.n_val")])
 def test_mnist_bad_values_are_config_errors(tmp_path, override, key):
     fake_mnist(tmp_path)
     with pytest.raises(ConfigError, match=key):
         build_dataset(mnist_cfg(tmp_path, "data.n_train=10", override))
+
+
+def test_an_unknown_normalisation_is_refused_by_the_schema():
+    with pytest.raises(ConfigError, match="data.normalise=zscore is not an option; allowed: unit, standard"):
+        check_command_line(["data=mnist", "data.normalise=zscore"])
 
 
 def test_digits_offline_set():

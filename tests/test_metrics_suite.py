@@ -41,7 +41,7 @@ def test_unknown_settings_of_an_old_run_are_refused():
     ("metrics.rank_evry=2", "there is no setting metrics.rank_evry; did you mean rank_every"),
     ("metrics.every=-1", "metrics.every=-1 is invalid; it must be >= 0"),
     ("metrics.probe_every=0.5", "metrics.probe_every=0.5 is not an integer"),
-    ("metrics.fourier_every=true", "metrics.fourier_every=true is not an integer"),
+    ("metrics.fourier_every=true", "metrics.fourier_every=True is not an integer"),
 ])
 def test_bad_settings_are_refused(override, message):
     with pytest.raises(ConfigError, match=re.escape(message)):

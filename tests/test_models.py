@@ -3,6 +3,7 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
+from grokking.config import check_command_line
 from grokking.errors import ConfigError
 from grokking.models import MLP, Transformer
 from tests.helpers import make_cfg
@@ -81,16 +82,20 @@ def test_single_frequency_init_puts_one_frequency_per_neuron():
     assert (spectrum.max(dim=1).values / spectrum.sum(dim=1) > 0.99).all()
 
 
-@pytest.mark.parametrize("name, changes, message", [
-    ("transformer", {"heads": 5}, "model.heads=5 does not divide model.width=128"),
-    ("transformer", {"depth": 0}, "model.depth=0 is invalid"),
-    ("mlp", {"activation": "swish"}, "unknown model.activation 'swish'; allowed: relu"),
-    ("mlp", {"width": -3}, "model.width=-3 is invalid"),
-    ("transformer", {"layernorm": "mid"}, "model.layernorm='mid' is invalid; allowed: none, pre, post"),
-    ("transformer", {"init": "xavier"}, "model.init='xavier' is invalid; allowed: torch, nanda"),
-    ("mlp", {"init_scale": 0}, "model.init_scale=0 is invalid"),
+def test_heads_that_do_not_divide_the_width_are_a_clear_error():
+    with pytest.raises(ConfigError, match=r"model.heads=5 does not divide model.width=128"):
+        Transformer(model_cfg("transformer", heads=5), 11, 11)
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (["model=transformer", "model.depth=0"], "model.depth=0 is invalid; it must be >= 1"),
+    (["model.activation=swish"], "model.activation=swish is not an option; allowed: relu, gelu, silu, tanh, quad, identity"),
+    (["model.width=-3"], "model.width=-3 is invalid; it must be >= 1"),
+    (["model=transformer", "model.layernorm=mid"], "model.layernorm=mid is not an option; allowed: none, pre, post"),
+    (["model=transformer", "model.init=xavier"], "model.init=xavier is not an option; allowed: nanda, torch"),
+    (["model.init_scale=0"], "model.init_scale=0 is invalid; it must be > 0"),
 ])
-def test_bad_shapes_are_clear_errors(name, changes, message):
-    kind = MLP if name == "mlp" else Transformer
-    with pytest.raises(ConfigError, match=message.replace("(", r"\(")):
-        kind(model_cfg(name, **changes), 11, 11)
+def test_bad_model_values_are_refused_by_the_schema(overrides, message):
+    with pytest.raises(ConfigError) as error:
+        check_command_line(overrides)
+    assert str(error.value) == message
