@@ -84,8 +84,9 @@ def check_command_line(argv: list[str]) -> None:
 
 def check_resumable(folder: str | None) -> None:
     """There must be a run to continue in ``folder``; checked before Hydra makes it the output folder."""
-    if folder is not None and not RunRecord(Path(folder)).last_path.is_file():
-        raise ConfigError(f"resume={folder}: no run to continue there (no checkpoints/last.pt)")
+    record = RunRecord(Path(folder)) if folder is not None else None
+    if record is not None and not record.last_path.is_file() and not record.snapshots():
+        raise ConfigError(f"resume={folder}: no run to continue there (no checkpoints/last.pt or step_*.pt)")
 
 
 def group_options(conf_dir: Path) -> dict[str, list[str]]:
