@@ -10,4 +10,6 @@ class ConfigError(ValueError):
 
 
 class Diverged(ArithmeticError):
-    pass
+    def __init__(self, message: str, step: int):
+        super().__init__(message)
+        self.step = step  # where the loss left the finite numbers

@@ -355,7 +355,8 @@ def identity(config: dict) -> dict:
 
 def plain(cfg: DictConfig) -> dict:
     """The composed config as plain Python values (choices as their names), for files and W&B."""
-    return OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
+    own = OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"])  # a sweep's job config holds Hydra's too
+    return OmegaConf.to_container(own, resolve=True, enum_to_str=True)
 
 
 def values_by_role(config: dict, role: str) -> dict[str, Any]:

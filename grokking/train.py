@@ -159,6 +159,8 @@ def train(cfg: DictConfig, run_dir: Path) -> dict:
         status = {Diverged: "diverged", KeyboardInterrupt: "interrupted", SystemExit: "interrupted"}.get(type(e), "failed")
         summary = record.read_summary()
         summary.update(status=status, error=f"{type(e).__name__}: {e}")
+        if isinstance(e, Diverged):
+            summary["step"] = e.step
         record.write_summary_if_room(summary)
         raise
 
@@ -217,7 +219,7 @@ def run_training(cfg, config: dict, record: RunRecord, stored: dict | None, logg
         rec = {"step": step, **rec, **metrics(step, logits, feats), **last_grad_norms}
         if not math.isfinite(rec["train/loss"]):
             record.append(rec)  # the diverged evaluation stays in the record, as the step it happened
-            raise Diverged(f"train/loss is {rec['train/loss']} at step {step} (lr {cfg.optimizer.lr})")
+            raise Diverged(f"train/loss is {rec['train/loss']} at step {step} (lr {cfg.optimizer.lr})", step)
         history.append(rec)
         for key in update_milestones(marks, rec, cfg.memorize_at, cfg.grok_at):
             progress.note(f"{MILESTONE_NAMES[key]} at step {step}: train {rec['train/acc']:.3f}, val {rec['val/acc']:.3f}")
