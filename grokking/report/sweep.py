@@ -66,16 +66,22 @@ def table_html(folder: Path, runs, run_dirs: list[Path], pages: dict) -> str:
 
 
 def phase_figure(runs, x: str, y: str) -> go.Figure:
-    """grokking.compare's phase diagram: mean steps_to_grok over (x, y), "never" where no run grokked."""
+    """grokking.compare's phase diagram: mean steps_to_grok over (x, y), "never" where no run grokked,
+    "diverged" where every run there diverged."""
     cells = phase_cells(runs, x, y)
     xs = sorted({vx for vx, _ in cells}, key=_order)
     ys = sorted({vy for _, vy in cells}, key=_order)
     z = [[None] * len(xs) for _ in ys]
     text = [[""] * len(xs) for _ in ys]
-    for (vx, vy), (grok, n) in cells.items():
+    for (vx, vy), (grok, n, n_diverged) in cells.items():
         i, j = ys.index(vy), xs.index(vx)
         z[i][j] = grok.mean if grok else None
-        text[i][j] = f"never 0/{n}" if grok is None else fmt(grok.mean) + ("" if grok.n == n else f" ({grok.n}/{n})")
+        if grok is None:
+            text[i][j] = f"diverged {n}/{n}" if n_diverged == n else f"never 0/{n}"
+        else:
+            text[i][j] = fmt(grok.mean) + ("" if grok.n == n else f" ({grok.n}/{n})")
+        if 0 < n_diverged < n:
+            text[i][j] += f", {n_diverged} div."
     labels_x = [str(v) for v in xs]
     labels_y = [str(v) if v is not None else NO_AXIS for v in ys]
     fig = go.Figure(go.Heatmap(z=z, x=labels_x, y=labels_y, colorscale=FAST_TO_SLOW, hoverongaps=False,
