@@ -90,9 +90,10 @@ def last_step(run_dir: Path) -> int:
 
 
 def test_grid_runs_as_one_array_and_a_failing_run_does_not_stop_the_others(slurm_cluster, grid, tmp_path):
-    """seed x eval_every: 4 runs complete, the 2 with eval_every=0 fail (their process exits with
-    a config error) and are reported with that error; the command then exits 1."""
-    proc = grid([*FAST, "steps=60", "seed=0,1", "eval_every=10,20,0", f"out_dir={tmp_path}/runs",
+    """seed x n_train: 4 runs complete, the 2 with split.n_train=5000 (more than the table's 2209
+    pairs: a combination, found when the run starts) fail with a config error and are reported
+    with that error; the command then exits 1."""
+    proc = grid([*FAST, "steps=60", "seed=0,1", "split.n_train=500,600,5000", f"out_dir={tmp_path}/runs",
                  "sweep_name=grid"])
     out = finish(proc, timeout=420)
     assert proc.returncode == 1, out
@@ -103,11 +104,11 @@ def test_grid_runs_as_one_array_and_a_failing_run_does_not_stop_the_others(slurm
     assert len(array) == 1 and len(summary["runs"]) == 6  # one job array of 6 tasks
     for row in summary["runs"]:
         run_dir = Path(row["run_dir"])
-        assert run_dir.parent == sweep and run_dir.name.startswith("eval_every=")
+        assert run_dir.parent == sweep and run_dir.name.startswith("frac=")
         assert row["job_id"] in out and run_dir.name in out  # the table names job and folder
-        if "eval_every=0" in row["overrides"]:
-            assert row["status"] == "failed" and "eval_every=0 is invalid" in row["error"], row
-            assert "eval_every=0 is invalid" in Path(row["stderr"]).read_text()
+        if "split.n_train=5000" in row["overrides"]:
+            assert row["status"] == "failed" and "split.n_train=5000 is out of range" in row["error"], row
+            assert "split.n_train=5000 is out of range" in Path(row["stderr"]).read_text()
         else:
             assert row["status"] == "completed" and row["error"] is None, row
             record = json.loads((run_dir / "summary.json").read_text())
