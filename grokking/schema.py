@@ -21,6 +21,7 @@ Every key carries one of three roles, from which the rest of the package derives
 from __future__ import annotations
 
 import dataclasses
+import operator
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, Optional
@@ -377,12 +378,15 @@ def values_by_role(config: dict, role: str) -> dict[str, Any]:
 
 
 # --- ranges -------------------------------------------------------------------------------------
+BOUNDS = (("min", operator.ge, ">="), ("gt", operator.gt, ">"), ("max", operator.le, "<="), ("lt", operator.lt, "<"))
+
+
 def check_value(key: str, value: Any, limits: dict, shown: str | None = None) -> None:
     """Raise ConfigError if ``value`` is outside ``limits`` (min, gt, max, lt, choices, length);
     the message shows ``shown`` (the value as the user typed it) where given."""
     if value is None or isinstance(value, str) and value.startswith("${"):
         return
-    if isinstance(value, (list, tuple)) or hasattr(value, "__len__") and not isinstance(value, str):
+    if not isinstance(value, str) and hasattr(value, "__len__"):  # a list (or ListConfig)
         items = list(value)
         if "length" in limits and len(items) != limits["length"]:
             raise ConfigError(f"{key}={items} is invalid; it must have {limits['length']} items")
@@ -391,11 +395,9 @@ def check_value(key: str, value: Any, limits: dict, shown: str | None = None) ->
         return
     if "choices" in limits and value not in limits["choices"]:
         raise ConfigError(f"{key}={value!r} is invalid; allowed: {', '.join(map(repr, limits['choices']))}")
-    bounds = [("min", lambda v, b: v >= b, ">="), ("gt", lambda v, b: v > b, ">"),
-              ("max", lambda v, b: v <= b, "<="), ("lt", lambda v, b: v < b, "<")]
-    wrong = [f"{sign} {limits[name]}" for name, ok, sign in bounds if name in limits and not ok(value, limits[name])]
-    if wrong:
-        rule = " and ".join(f"{sign} {limits[name]}" for name, _, sign in bounds if name in limits)
+    bounds = [(name, ok, sign) for name, ok, sign in BOUNDS if name in limits]
+    if not all(ok(value, limits[name]) for name, ok, _ in bounds):
+        rule = " and ".join(f"{sign} {limits[name]}" for name, _, sign in bounds)
         raise ConfigError(f"{key}={value if shown is None else shown} is invalid; it must be {rule}")
 
 
