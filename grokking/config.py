@@ -8,6 +8,7 @@ its key's type and range (combinations, such as heads dividing width, when the r
 """
 from __future__ import annotations
 
+import copy
 import difflib
 from pathlib import Path
 
@@ -121,8 +122,8 @@ def check_value(o: Override, base: DictConfig) -> None:
     if OmegaConf.select(base, key, default=_ABSENT) is _ABSENT:
         raise ConfigError(f"{o.input_line}: {unknown_key(key, base)}")
     info = schema.key_info(key)
+    trial = copy.deepcopy(base)  # the values are tried here; base keeps the defaults for messages
     for value in choices(o, []):
-        trial = base.copy()
         try:
             with open_dict(trial):  # a key under a node without schema (an old run's config) may be new
                 OmegaConf.update(trial, key, value, merge=False)

@@ -21,6 +21,7 @@ from grokking.errors import ConfigError
     (["model=mlp", "model.depth=x"], "model.depth=x is not an integer (default 1)"),
     (["wd=0.1,1.0"], "wd=0.1,1.0 is a sweep: add -m to run it as a grid"),
     (["-m", "wd=0.1,abc"], "in wd=0.1,abc: wd=abc is not a number"),
+    (["-m", "model.width=64,abc"], "model.width=abc is not an integer (default 512)"),  # not the 64 tried before
     (["-m", "op=add,pow"], "in op=add,pow: op=pow is not an option"),
     (["-m", "op=glob(zz*)"], "op=glob(zz*) matches no option; allowed: add,"),
     (["wd=1.0)"], "Error parsing override 'wd=1.0)'"),
