@@ -34,17 +34,11 @@ from grokking.errors import ConfigError  # noqa: E402
 from grokking.metrics import GROUPS, MetricSuite, load_settings  # noqa: E402
 from grokking.metrics.fourier import fourier_basis, fourier_power  # noqa: E402
 from grokking.milestones import milestones  # noqa: E402
-from grokking.models import Transformer, build_model  # noqa: E402
+from grokking.models import build_model, embedding  # noqa: E402
+from grokking.plots import mark_milestones, plot_curves, save, series  # noqa: E402
 from grokking.record import RunRecord, jsonable  # noqa: E402
-from grokking.train import evaluate, pick_device  # noqa: E402
-
-
-def embedding(model) -> torch.Tensor:
-    """(p, dims) token embedding: W_E's value rows for a transformer; for an MLP, its first layer's
-    per-token weights (every operand's token map side by side)."""
-    if isinstance(model, Transformer):
-        return model.embed.weight[: model.n_values]
-    return torch.cat(model.token_maps(), dim=1)
+from grokking.training.device import pick_device  # noqa: E402
+from grokking.training.evaluate import evaluate  # noqa: E402
 
 
 @torch.no_grad()
@@ -87,33 +81,6 @@ def plot_all(out: Path, cfg, history: list[dict], records: list[dict], embedding
     if embeddings[-1] is not None:
         save(plot_spectrum(embeddings[0], embeddings[-1], records[0]["step"], records[-1]["step"], p), out / "spectrum.png")
         save(plot_circle(embeddings[-1], p), out / "circle.png")
-
-
-def save(figure, path: Path) -> None:
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
-
-
-def mark_milestones(ax, marks: dict) -> None:
-    for key, style in (("steps_to_memorize", ":"), ("steps_to_grok", "--")):
-        if marks[key] is not None:
-            ax.axvline(marks[key], color="grey", linestyle=style, label=key.replace("steps_to_", ""))
-
-
-def series(records: list[dict], key: str, positive_steps: bool = False):
-    pairs = [(r["step"], r[key]) for r in records if r.get(key) is not None and (r["step"] > 0 or not positive_steps)]
-    return [s for s, _ in pairs], [v for _, v in pairs]
-
-
-def plot_curves(history: list[dict], marks: dict):
-    figure, axes = plt.subplots(1, 2, figsize=(11, 4), layout="constrained")
-    for ax, quantity in zip(axes, ("acc", "loss")):
-        for split in ("train", "val"):
-            ax.plot(*series(history, f"{split}/{quantity}", positive_steps=True), label=split)
-        mark_milestones(ax, marks)
-        ax.set(xscale="log", xlabel="step", ylabel=quantity, yscale="log" if quantity == "loss" else "linear")
-        ax.legend()
-    return figure
 
 
 def plot_progress(records: list[dict], marks: dict):

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from grokking.dataset import Dataset
 from grokking.errors import ConfigError
 
 # IDX type codes (http://yann.lecun.com/exdb/mnist/): the element type of the array that follows.
@@ -151,8 +152,6 @@ def normalise(train_x: np.ndarray, val_x: np.ndarray, max_value: float, mode: st
 
 
 def image_dataset(train_x, train_y, val_x, val_y, max_value: float, mode: str):
-    from grokking.data import Dataset  # here, not on top: grokking.data imports this module
-
     train_x, val_x = normalise(train_x.reshape(len(train_x), -1).astype(np.float64),
                                val_x.reshape(len(val_x), -1).astype(np.float64), max_value, mode)
     n_train, n_total = len(train_x), len(train_x) + len(val_x)

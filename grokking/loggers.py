@@ -289,7 +289,7 @@ def _wandb_html(path: Path):
 
 
 def _draw_curves(history: list[dict], marks: dict, path: Path) -> Path:
-    from grokking.analyze import plot_curves, save  # here: analyze imports train, which imports us
+    from grokking.plots import plot_curves, save  # matplotlib: only where curves are drawn
 
     save(plot_curves(history, marks), path)
     return path

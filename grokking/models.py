@@ -248,6 +248,14 @@ def scale_weights(model: nn.Module, scale: float) -> None:
             param.mul_(scale)
 
 
+def embedding(model) -> torch.Tensor:
+    """(p, dims) token embedding: W_E's value rows for a transformer; for an MLP, its first layer's
+    per-token weights (every operand's token map side by side)."""
+    if isinstance(model, Transformer):
+        return model.embed.weight[: model.n_values]
+    return torch.cat(model.token_maps(), dim=1)
+
+
 def build_model(cfg, data) -> nn.Module:
     """The model named by ``cfg.model.name`` for this data set (before moving it to a device)."""
     name = cfg.model.name

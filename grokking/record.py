@@ -28,7 +28,7 @@ from pathlib import Path
 import torch
 
 from grokking import schema
-from grokking.errors import ConfigError
+from grokking.errors import ConfigError, NoSpace
 from grokking.progress import ConsoleHandler
 
 log = logging.getLogger(__name__)
@@ -36,10 +36,6 @@ log.addHandler(logging.NullHandler())  # warn() prints its own stderr line: no s
 
 # errno values that mean the disk (or the quota, or the file size limit) has no room for a write
 NO_ROOM = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
-
-
-class NoSpace(OSError):
-    """A record file could not be written for lack of room; the message names the file."""
 
 
 @contextmanager

@@ -55,7 +55,7 @@ CASES = {  # name: (runner kind, its argument)
 
 def framework(overrides: list[str], max_steps: int, device: str) -> dict:
     from grokking.config import compose_config
-    from grokking.train import train
+    from grokking.training.loop import train
 
     with tempfile.TemporaryDirectory() as run_dir:
         cfg = compose_config(overrides + [f"steps={max_steps}", "early_stop=0.99", "progress=none",

@@ -23,7 +23,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 
 from grokking.config import compose_config
-from grokking.train import train  # noqa: E402
+from grokking.training.loop import train  # noqa: E402
 
 RUNS = {
     "digits": {"alpha=8": ["experiment=deep_digits"], "alpha=1": ["experiment=deep_digits", "model.init_scale=1"]},

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from grokking.config import compose_config
-from grokking.train import train
+from grokking.training.loop import train
 
 REPO = Path(__file__).resolve().parent.parent
 # The quick recipe: (a+b) mod 47 on the quadratic MLP groks in ~1000 full-batch steps on a CPU.

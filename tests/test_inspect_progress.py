@@ -10,7 +10,7 @@ from grokking.data import build_dataset
 from grokking.inspect.progress import cos_coefficients, logit_cube, model_cos_coefficients, restricted_excluded
 from grokking.metrics import MetricSuite
 from grokking.models import build_model
-from grokking.train import evaluate
+from grokking.training.evaluate import evaluate
 from tests.inspect_cases import addition_table, fourier_mlp, fourier_transformer
 
 P, FREQS = 23, (3, 7)

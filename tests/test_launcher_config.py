@@ -13,7 +13,8 @@ from hydra.core.plugins import Plugins
 from hydra.utils import instantiate
 from submitit.slurm.slurm import SlurmExecutor, _make_sbatch_string
 
-from grokking.launcher import MainTask, _executor, format_table, write_summary
+from grokking.sweep import MainTask, format_table, write_summary
+from grokking.sweep import executor as make_executor
 from grokking.config import CONF_DIR
 from tests.helpers import FAST, cli
 
@@ -37,7 +38,7 @@ def sbatch_lines(overrides: list[str], runs: int = 18) -> list[str]:
     """The #SBATCH lines (and the rest of the script) submitit writes for a grid of ``runs``
     (tests calling it take the ``without_srun`` fixture)."""
     cfg = hydra_cfg(["launcher=slurm", "hydra.sweep.dir=/sweep", *overrides])
-    executor = _executor(instantiate(cfg.hydra.launcher))
+    executor = make_executor(instantiate(cfg.hydra.launcher))
     text = _make_sbatch_string(command="python -m x", folder=executor.folder, map_count=runs,
                                **executor._executor.parameters)
     return text.splitlines()

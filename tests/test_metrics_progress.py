@@ -16,7 +16,7 @@ from grokking.data import Dataset, build_dataset
 from grokking.metrics import MetricSuite, load_settings
 from grokking.metrics.progress_measures import key_frequencies, restricted_excluded, sum_directions, variance_explained
 from grokking.models import Transformer, build_model
-from grokking.train import evaluate
+from grokking.training.evaluate import evaluate
 from tests.helpers import make_cfg
 
 P, FREQS, SCALE = 23, (3, 7), 4.0

@@ -11,7 +11,7 @@ from grokking.config import check_command_line
 from grokking.errors import ConfigError
 from grokking.metrics import SETTINGS_FILE, MetricSuite, load_settings
 from grokking.models import build_model
-from grokking.train import evaluate
+from grokking.training.evaluate import evaluate
 from tests.helpers import FAST, make_cfg, metrics, run
 
 

@@ -12,7 +12,7 @@ from omegaconf import OmegaConf
 from grokking.config import check_command_line
 from grokking.errors import ConfigError, Diverged
 from grokking.objective import objective_value, scored
-from grokking.train import train
+from grokking.training.loop import train
 from tests.helpers import FAST, cli, make_cfg
 from tests.services import unavailable
 

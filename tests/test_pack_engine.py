@@ -1,6 +1,6 @@
 """The packed engine against solo runs: same start, same losses, same checkpoints, frozen members.
 
-The solo reference is ``solo_losses``: run_training's set-up and loop step by step (the same build
+The solo reference is ``solo_losses``: a solo run's set-up and loop step by step (the same build
 functions in the same order), which records the training loss of every step; ``train`` itself is
 used where its files are compared (checkpoints, evaluation records).
 """
@@ -13,10 +13,12 @@ import torch
 from omegaconf import OmegaConf
 
 from grokking.optim import build_grad_filter, build_optimizer, set_warmup_lr
-from grokking.pack.engine import PackedRun
 from grokking.data import build_dataset
 from grokking.models import build_model
-from grokking.train import Batches, evaluate, per_example_loss
+from grokking.training.batches import Batches
+from grokking.training.engines.packed import PackedRun
+from grokking.training.evaluate import evaluate
+from grokking.training.loss import per_example_loss
 from tests.helpers import FAST, make_cfg, run
 
 CPU = torch.device("cpu")
@@ -82,7 +84,7 @@ def test_members_start_as_their_solo_runs():
         torch.manual_seed(cfg.seed)
         solo = build_model(cfg, data)
         for name, tensor in solo.state_dict().items():
-            assert torch.equal(pack.solo_model(i).state_dict()[name], tensor), (i, name)
+            assert torch.equal(pack.model_of(i).state_dict()[name], tensor), (i, name)
         assert torch.equal(pack.train_idx[i], data.train_idx) and torch.equal(pack.val_idx[i], data.val_idx)
 
 
@@ -128,7 +130,7 @@ def test_evaluation_and_checkpoint_match_the_solo_run(tmp_path):
     pack = PackedRun.build([make_cfg(overrides), make_cfg(overrides + ["seed=1"])], CPU)
     pack_losses(pack, 10)
     for key in ("train/loss", "train/acc", "val/loss", "val/acc"):
-        assert pack.evaluate()[0][key] == pytest.approx(summary[key], rel=1e-5), key
+        assert pack.evaluate([0, 1], [False, False])[0][0][key] == pytest.approx(summary[key], rel=1e-5), key
     state = pack.member_state(0)
     assert state["step"] == checkpoint["step"] == 10
     for name, tensor in checkpoint["model"].items():
@@ -157,9 +159,9 @@ def test_evaluation_equals_the_solo_evaluation_of_each_member(base, variants):
     pack = PackedRun.build(cfgs, CPU)
     pack_losses(pack, 5)
     logits, feats = pack.outputs(features=True)
-    records = pack.evaluate(logits)
+    records = pack.split_values(logits)
     for i, cfg in enumerate(cfgs):
-        solo, solo_logits, solo_feats = evaluate(pack.solo_model(i), build_dataset(cfg), cfg, features=True)
+        solo, solo_logits, solo_feats = evaluate(pack.model_of(i), build_dataset(cfg), cfg, features=True)
         assert records[i] == pytest.approx(solo, rel=1e-6)
         torch.testing.assert_close(logits[i], solo_logits, rtol=1e-5, atol=1e-5)
         assert feats.keys() == solo_feats.keys()

@@ -12,7 +12,7 @@ import math
 
 import torch
 
-from grokking.analyze import embedding
+from grokking.models import embedding
 from grokking.metrics.fourier import fourier_basis, fourier_power
 
 

@@ -15,7 +15,7 @@ from torch import nn
 from grokking.data import Dataset, build_dataset
 from grokking.errors import ConfigError
 from grokking.models import build_model
-from grokking.train import load_weights
+from grokking.training.weights import load_weights
 
 
 @dataclass

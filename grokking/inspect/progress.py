@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 
 from grokking.metrics import MetricSuite, progress_problem
-from grokking.train import evaluate
+from grokking.training.evaluate import evaluate
 
 
 def logit_cube(logits: torch.Tensor, inputs: torch.Tensor, p: int) -> torch.Tensor:

@@ -1,6 +1,7 @@
-"""Packed sweeps: the runs of a grid trained side by side as one batched model.
+"""Packed sweeps: the runs of a ``-m`` grid trained together, several per process.
 
-``engine.PackedRun`` holds the pack (stacked weights, batched optimizer and Grokfast filter, each
-member's minibatches); ``stacked`` has the batched forwards, ``optim`` the batched optimizers,
-``sizing`` how many members to pack on a device. Figures: docs/packing_speed.md.
+``roles`` says which runs may share a pack, ``launch`` groups a grid into packs and runs them
+under the launchers, ``sizing`` says how many members pay on a device, ``bench`` times packed
+against unpacked grids. The training itself is the one loop's (grokking/training): a pack is
+trained by ``training.engines.packed.PackedRun``. Figures: docs/packing_speed.md.
 """

@@ -70,20 +70,22 @@ def worker(grid: list[list[str]], threads: int | None) -> None:
     import torch
 
     from grokking.config import compose_config
-    from grokking.pack.engine import PackedRun
-    from grokking.train import pick_device
+    from grokking.training.device import pick_device
+    from grokking.training.engines.build import build_member
+    from grokking.training.engines.packed import PackedRun
 
     if threads:
         torch.set_num_threads(threads)
     cfgs = [compose_config(overrides) for overrides in grid]
-    pack = PackedRun.build(cfgs, pick_device(cfgs[0].device))
-    steps, eval_every, active = cfgs[0].steps, cfgs[0].eval_every, [True] * len(cfgs)
+    device = pick_device(cfgs[0].device)
+    pack = PackedRun([build_member(cfg, device, fresh=True) for cfg in cfgs], device)
+    steps, eval_every, active, idx = cfgs[0].steps, cfgs[0].eval_every, [True] * len(cfgs), list(range(len(cfgs)))
     started = time.perf_counter()
-    pack.evaluate()
+    pack.evaluate(idx, [False] * len(cfgs))
     for step in range(1, steps + 1):
         pack.step(active)
         if step % eval_every == 0:
-            pack.evaluate()
+            pack.evaluate(idx, [False] * len(cfgs))
     seconds = time.perf_counter() - started
     print(json.dumps({"member_steps_per_s": len(cfgs) * steps / seconds}))
 

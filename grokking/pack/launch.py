@@ -2,14 +2,15 @@
 
 The launchers hand their whole grid here first (hydra_plugins/grokking_launcher/launchers.py:
 the basic launcher; grokking/launcher.py ReportingMixin: launcher=local|slurm). Without ``pack``
-nothing changes. With it, jobs whose configs agree on every shape key (grokking/pack/roles.py)
-and on the device are grouped in the grid's order, N at most per pack; the rest of the grid forms
-other packs, and a job left alone runs as the ordinary solo job. Each pack is one job: in this
+nothing changes. With it, jobs whose configs agree on every shape key and on the process
+settings (device, threads, progress: grokking/pack/roles.py) are grouped in the grid's order, N
+at most per pack; the rest of the grid forms other packs, and a job left alone runs as the
+ordinary solo job. Each pack is one job: in this
 process for the basic launcher, one array task for SLURM (a requeued task resumes its pack).
 
 Every member is still an ordinary job to Hydra: ``run_job`` makes its folder (the solo run's
 name), writes its .hydra files and gives its JobReturn; only the training is shared
-(grokking.pack.loop.train_pack). The grid's table and sweep_summary.json list members as runs.
+(grokking.training.loop.train_runs). The grid's table and sweep_summary.json list members as runs.
 """
 from __future__ import annotations
 
@@ -23,9 +24,11 @@ from hydra.core.singleton import Singleton
 from hydra.core.utils import JobReturn, JobStatus, configure_log, filter_overrides, run_job, setup_globals
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from grokking.errors import ConfigError
-from grokking.launcher import _executor, _last_line, importable, report_sweep, run_row
-from grokking.pack.roles import shape_signature
+from grokking.errors import ConfigError, Diverged, one_line
+from grokking.objective import scored
+from grokking.record import RunRecord
+from grokking.sweep import executor, importable, last_line, report_sweep, run_row
+from grokking.pack.roles import pack_settings, shape_signature
 
 DIR_KEYS = {"job_dir_key": "hydra.sweep.dir", "job_subdir_key": "hydra.sweep.subdir"}
 
@@ -43,7 +46,7 @@ def group(configs: list[DictConfig]) -> list[list[int]] | None:
     packs, filling = [], {}
     for i, (cfg, size) in enumerate(zip(configs, sizes)):
         try:
-            key = (size, cfg.device, shape_signature(cfg))
+            key = (size, pack_settings(cfg), shape_signature(cfg))
         except ConfigError:  # a bad op or p: the job runs alone and fails with its own error
             key = None
         pack = filling.get(key)
@@ -85,23 +88,34 @@ def run_pack(hydra_context, task_function, configs: list[DictConfig]) -> list[Jo
     """Run one pack (in the calling process): a pack of one is the ordinary job."""
     if len(configs) == 1:
         return [run_job(hydra_context=hydra_context, task_function=task_function, config=configs[0], **DIR_KEYS)]
-    from grokking.pack.loop import train_pack  # torch and the engine: only where a pack trains
+    from grokking.training.loop import train_runs  # torch and the engine: only where a pack trains
 
     prepared = [run_job(hydra_context=hydra_context, task_function=lambda cfg: cfg, config=c, **DIR_KEYS)
                 for c in configs]
     run_dirs = [Path(c.hydra.runtime.output_dir) for c in configs]
     saved = HydraConfig.instance().cfg
     try:
-        outcomes = train_pack([r.cfg for r in prepared], run_dirs, configs)
+        outcomes = train_runs([r.cfg for r in prepared], run_dirs, configs)
     except Exception as e:  # the whole pack failed: every member's job did
         outcomes = [e] * len(configs)
     finally:
         HydraConfig.instance().cfg = saved
-    for ret, outcome in zip(prepared, outcomes):
-        failed = isinstance(outcome, BaseException)
-        ret.status = JobStatus.FAILED if failed else JobStatus.COMPLETED
-        ret.return_value = outcome
+    for ret, outcome, run_dir in zip(prepared, outcomes, run_dirs):
+        ret.status, ret.return_value = job_outcome(ret.cfg, outcome, run_dir)
     return prepared
+
+
+def job_outcome(cfg: DictConfig, outcome, run_dir: Path) -> tuple[JobStatus, object]:
+    """A member's job status and return value as its solo job (grokking.train.main) gives them:
+    its scored summary; a diverged run is an outcome of its grid point (a search scores its
+    penalty), said in one line; any other error fails the job, said in one line."""
+    if isinstance(outcome, Diverged):
+        print(one_line(outcome, run_dir.name), file=sys.stderr, flush=True)
+        return JobStatus.COMPLETED, scored(cfg, RunRecord(run_dir).read_summary())
+    if isinstance(outcome, BaseException):
+        print(one_line(outcome, run_dir.name), file=sys.stderr, flush=True)
+        return JobStatus.FAILED, outcome
+    return JobStatus.COMPLETED, scored(cfg, outcome)
 
 
 def sweep_row(num: int, overrides, cfg: DictConfig, ret: JobReturn | None, error: str | None = None) -> dict:
@@ -170,13 +184,13 @@ def launch_submitit(launcher, job_overrides, initial_job_idx: int) -> list[JobRe
     if planned is None:
         return None
     packs, configs = planned
-    executor = _executor(launcher)
+    jobs_executor = executor(launcher)
     launcher.task_function = importable(launcher.task_function)
     sweep_dir = Path(str(launcher.config.hydra.sweep.dir))
     sweep_dir.mkdir(parents=True, exist_ok=True)
     nums = [[initial_job_idx + i for i in pack] for pack in packs]
     overrides = [[list(job_overrides[i]) for i in pack] for pack in packs]
-    jobs = executor.map_array(PackTask(launcher), overrides, nums, [Singleton.get_state()] * len(packs))
+    jobs = jobs_executor.map_array(PackTask(launcher), overrides, nums, [Singleton.get_state()] * len(packs))
     where = f"SLURM job {jobs[0].job_id.split('_')[0]}" if launcher._EXECUTOR == "slurm" else "local processes"
     print(f"[grokking] submitted {len(configs)} run(s) of {sweep_dir} in {len(packs)} pack(s) as {where}; "
           f"waiting for all of them\n[grokking] see how they do with: python -m grokking.launcher {sweep_dir}",
@@ -190,7 +204,7 @@ def launch_submitit(launcher, job_overrides, initial_job_idx: int) -> list[JobRe
         try:
             rets, error = job.results()[0], None
         except Exception as e:  # the process died (kill, time limit, ...): no JobReturns
-            error = _last_line(job.stderr()) or _last_line(str(e))
+            error = last_line(job.stderr()) or last_line(str(e))
             rets = [JobReturn(overrides=list(job_overrides[i]), status=JobStatus.FAILED, _return_value=e)
                     for i in pack]
         for i, ret in zip(pack, rets):

@@ -19,16 +19,16 @@ from omegaconf import DictConfig, OmegaConf
 from torch import nn
 from tqdm import tqdm
 
-from grokking.analyze import embedding
 from grokking.data import Dataset, build_dataset
 from grokking.errors import ConfigError
 from grokking.inspect.load import initial_model
 from grokking.inspect.progress import cos_coefficients, logit_cube
 from grokking.metrics import MetricSuite, load_settings
-from grokking.models import build_model
+from grokking.models import build_model, embedding
 from grokking.record import RunRecord, atomic_write
 from grokking.report import DEFAULT_SNAPSHOTS
-from grokking.train import evaluate, pick_device
+from grokking.training.device import pick_device
+from grokking.training.evaluate import evaluate
 
 CACHE_VERSION = 1  # raise when what a snapshot's entry holds changes
 

@@ -1,11 +1,10 @@
-"""``PackedRun``: the runs of a grid trained side by side as one batched model.
+"""``PackedRun``: several runs of one shape trained side by side as one batched model.
 
-Each member is built exactly as a solo run builds itself (``grokking.train.run_training``'s order:
-data and split, ``torch.manual_seed(seed)``, model, ``init_from``, optimizer, Grokfast filter,
-minibatch generator seeded with the seed), so its initial weights, split and minibatches are the
-solo run's. The members' parameters are then stacked along a leading member dimension; one
-``step`` runs one forward, one backward and one optimizer step for all of them. Members may
-differ in any member key (docs/packing.md); what they must share is checked here.
+Each member is built exactly as its solo run (``build.build_member``), so its initial weights,
+split and minibatches are the solo run's. The members' parameters are then stacked along a
+leading member dimension; one ``step`` runs one forward, one backward and one optimizer step for
+all of them. Members may differ in any member key (docs/packing.md); what they must share is
+checked here.
 """
 from __future__ import annotations
 
@@ -13,70 +12,53 @@ import copy
 import math
 
 import torch
-from omegaconf import DictConfig
 
-from grokking import schema
-from grokking.data import build_dataset
-from grokking.errors import ConfigError
-from grokking.models import build_model
 from grokking.metrics.norms import l2_from_norms
-from grokking.optim import build_grad_filter, build_optimizer
-from grokking.pack.optim import PackedGradFilter, PackedOptimizer, same_for_all
-from grokking.pack.stacked import batched_forward, stack_parameters
-from grokking.train import Batches, load_weights, per_example_loss, set_determinism
+from grokking.optim import build_optimizer
+from grokking.training.engines.build import Member, build_member
+from grokking.training.engines.packed_optim import PackedGradFilter, PackedOptimizer, same_for_all
+from grokking.training.engines.stacked import batched_forward, stack_parameters
+from grokking.training.evaluate import evaluate
+from grokking.training.loss import per_example_loss
 
 # evaluation runs over at most this many activations at once (members are taken in chunks)
 EVAL_FLOATS = 2**26
 
 
 class PackedRun:
-    """The training state of a pack: stacked weights, optimizer, filter, and each member's batches."""
+    """The engine interface (grokking/training/engines/__init__.py) over stacked weights: a
+    batched optimizer and filter, and each member's own minibatches."""
 
-    def __init__(self, cfgs: list[DictConfig], datasets: list, models: list, batches: list[Batches], device):
-        self.members, self.device, self.batches = list(cfgs), torch.device(device), batches
-        self.datasets = datasets  # each member's data set on the device, as its solo run builds it
-        shapes = [(tuple(d.inputs.shape), d.n_classes) for d in datasets]
+    def __init__(self, members: list[Member], device):
+        cfgs = [m.cfg for m in members]
+        self.members, self.device = cfgs, torch.device(device)
+        self.batches = [m.batches for m in members]
+        self.datasets = [m.data for m in members]  # each member's data set on the device
+        shapes = [(tuple(d.inputs.shape), d.n_classes) for d in self.datasets]
         same_for_all(shapes, "the data table's shape (examples, operands) and number of classes")
-        self.loss_kind = same_for_all([c.loss for c in cfgs], "loss")
-        self.loss_dtype = same_for_all([c.loss_dtype for c in cfgs], "loss_dtype")
-        self.inputs = torch.stack([d.inputs for d in datasets])  # (M, N, operands)
-        self.labels = torch.stack([d.labels for d in datasets])  # (M, N)
-        self.shared_inputs = all(torch.equal(d.inputs, datasets[0].inputs) for d in datasets)
-        self.train_idx, self.val_idx = [d.train_idx for d in datasets], [d.val_idx for d in datasets]
-        self.full_batch = [b.size >= b.n for b in batches]
-        self.template = models[0]
+        self.loss_kind = same_for_all([str(c.loss) for c in cfgs], "loss")
+        self.loss_dtype = same_for_all([str(c.loss_dtype) for c in cfgs], "loss_dtype")
+        self.inputs = torch.stack([d.inputs for d in self.datasets])  # (M, N, operands)
+        self.labels = torch.stack([d.labels for d in self.datasets])  # (M, N)
+        self.shared_inputs = all(torch.equal(d.inputs, self.datasets[0].inputs) for d in self.datasets)
+        self.train_idx, self.val_idx = [d.train_idx for d in self.datasets], [d.val_idx for d in self.datasets]
+        self.full_batch = [b.full for b in self.batches]
+        self.template = members[0].model
         self.forward = batched_forward(self.template)
-        self.params = stack_parameters(models)
+        self.params = stack_parameters([m.model for m in members])
         tensors = list(self.params.values())
         self.optimizer = PackedOptimizer([c.optimizer for c in cfgs], tensors)
         filters = same_for_all([c.grokfast.name for c in cfgs], "grokfast.name")
         self.grad_filter = None if filters == "none" else PackedGradFilter([c.grokfast for c in cfgs], tensors)
         self.steps = [0] * len(cfgs)  # optimizer steps each member has taken
         self.grad_norms: list[dict] = [{} for _ in cfgs]  # of the last step that asked for them
+        self.solo_models: dict[int, tuple[int, torch.nn.Module]] = {}  # member -> (its step, its model)
         self.fixed_batch = self.rows_batch([t for t in self.train_idx]) if all(self.full_batch) else None
 
     @classmethod
-    def build(cls, cfgs: list[DictConfig], device) -> "PackedRun":
-        """Build every member as its solo run would, then stack them."""
-        if not cfgs:
-            raise ConfigError("a pack needs at least one member")
-        set_determinism(same_for_all([c.deterministic for c in cfgs], "deterministic"))
-        datasets, models, batches = [], [], []
-        for cfg in cfgs:
-            schema.check_ranges(cfg)
-            data = build_dataset(cfg).to(device)
-            torch.manual_seed(cfg.seed)
-            model = build_model(cfg, data)
-            if cfg.init_from:
-                load_weights(model, cfg.init_from)
-            model.to(device)
-            build_optimizer(cfg.optimizer, model.parameters())  # the solo run's checks of lr, wd, name
-            build_grad_filter(cfg.grokfast, model.parameters())
-            n_train = len(data.train_idx)
-            member_batches = Batches(n_train, cfg.batch_size or n_train, torch.device(device))
-            member_batches.generator.manual_seed(cfg.seed)
-            datasets.append(data), models.append(model), batches.append(member_batches)
-        return cls(cfgs, datasets, models, batches, device)
+    def build(cls, cfgs: list, device) -> "PackedRun":
+        """The pack of these configs, each member built afresh as its solo run."""
+        return cls([build_member(cfg, device, fresh=True) for cfg in cfgs], device)
 
     def __len__(self) -> int:
         return len(self.members)
@@ -171,10 +153,23 @@ class PackedRun:
         merged = {key: torch.cat([f[key] for f in feats]) for key in feats[0]}
         return torch.cat(logits), merged
 
-    def evaluate(self, logits: torch.Tensor | None = None) -> list[dict]:
-        """Per member {"train/loss", "train/acc", "val/loss", "val/acc"} as ``grokking.train.evaluate``."""
-        if logits is None:
-            logits, _ = self.outputs()
+    def evaluate(self, idx: list[int], features: list[bool]) -> list[tuple]:
+        """Per member in ``idx``: (values, logits, features) as ``grokking.training.evaluate``
+        gives them for its solo model. Values come from one batched pass over every member; a
+        member that needs its features (a metric reads them) is evaluated on its solo model."""
+        logits, _ = self.outputs()
+        values = self.split_values(logits)
+        out = []
+        for i, wants in zip(idx, features):
+            if wants:
+                _, member_logits, feats = evaluate(self.model_of(i), self.datasets[i], self.members[i], features=True)
+                out.append((values[i], member_logits, feats))
+            else:
+                out.append((values[i], logits[i], {}))
+        return out
+
+    def split_values(self, logits: torch.Tensor) -> list[dict]:
+        """Per member {"train/loss", "train/acc", "val/loss", "val/acc"} of (M, N, classes) logits."""
         losses = per_example_loss(logits.flatten(0, 1), self.labels.flatten(), self.loss_kind, self.loss_dtype)
         losses = losses.float().view(self.labels.shape)
         correct = (logits.argmax(dim=-1) == self.labels).float()
@@ -186,18 +181,23 @@ class PackedRun:
 
     # --- one member in the solo formats --------------------------------------------------------
 
-    def solo_model(self, i: int) -> torch.nn.Module:
-        """A solo model (on the pack's device) holding member i's current weights."""
+    def model_of(self, i: int) -> torch.nn.Module:
+        """A solo model (on the pack's device) holding member i's current weights; one copy per
+        member and step, however often the metrics and checkpoints of that step ask."""
+        cached = self.solo_models.get(i)
+        if cached is not None and cached[0] == self.steps[i]:
+            return cached[1]
         model = copy.deepcopy(self.template)
         with torch.no_grad():
             for name, param in model.named_parameters():
                 param.copy_(self.params[name][i])
+        self.solo_models[i] = (self.steps[i], model)
         return model
 
     def member_state(self, i: int) -> dict:
         """Member i in the solo checkpoint's format: {"step", "model", "optimizer", "grad_filter",
         "batches"}, each as ``run_training`` stores it (the loop adds rng, config, ...)."""
-        model, step = self.solo_model(i), self.steps[i]
+        model, step = self.model_of(i), self.steps[i]
         solo_optimizer = build_optimizer(self.members[i].optimizer, model.parameters())
         return {
             "step": step,
@@ -222,6 +222,7 @@ class PackedRun:
             self.grad_filter.load_member_state(i, state["grad_filter"], step)
         self.batches[i].load_state_dict(state["batches"])
         self.steps[i] = step
+        self.solo_models.pop(i, None)
 
 
 @torch.no_grad()
