@@ -70,6 +70,10 @@ def check_command_line(argv: list[str]) -> None:
     sweeps = [o.input_line for o in overrides if o.is_sweep_override()]
     if sweeps and not args.multirun:
         raise ConfigError(f"{sweeps[0]} is a sweep: add -m to run it as a grid")
+    packs = [o.input_line for o in overrides if o.key_or_group == "pack" and o.value() not in (None, 1)]
+    if packs and not args.multirun:
+        raise ConfigError(f"{packs[0]} trains the runs of a -m grid together; a single run has none to pack "
+                          "with: add -m and sweep a member key (e.g. -m seed=0,1,2,3), or leave pack out")
     options = group_options(Path(CONF_DIR))
     groups = [o for o in overrides if o.key_or_group in options and not o.is_delete()]
     for o in groups:
