@@ -7,6 +7,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+import torch
+
 from grokking.config import compose_config
 from grokking.training.loop import train
 
@@ -32,3 +35,12 @@ def cli(args: list[str], cwd: Path, timeout: int = 600, **kwargs) -> subprocess.
     env = {**os.environ, "PYTHONUNBUFFERED": "1", **kwargs.pop("env", {})}
     return subprocess.run([sys.executable, "-m", "grokking.train", *args], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=timeout, **kwargs)
+
+
+@pytest.fixture
+def one_thread():
+    """One CPU thread in this process while the test runs (the machine is shared)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

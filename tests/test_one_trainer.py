@@ -10,18 +10,13 @@ from grokking.errors import ConfigError, Diverged
 from grokking.pack.launch import group, job_outcome
 from grokking.runlock import run_lock
 from grokking.training.loop import train, train_runs
-from tests.helpers import FAST, REPO, cli, make_cfg, metrics
+from tests.helpers import one_thread, FAST, REPO, cli, make_cfg, metrics
 
 QUICK = ["p=23", "frac=0.5", "progress=none", "eval_every=10", "threads=1", "checkpoint_every=10"]
 VOLATILE = {"wall_time_s", "run_dir"}  # what differs between any two runs of one config
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/helpers.py
 
 
 def files(run_dir) -> list[str]:

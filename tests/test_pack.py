@@ -18,19 +18,13 @@ from grokking.training.loop import train_runs
 from grokking.record import RunRecord
 from grokking.training.loop import train
 from grokking.wandb_offline import find_offline_runs, read_run
-from tests.helpers import FAST, REPO, cli, make_cfg, metrics
+from tests.helpers import one_thread, FAST, REPO, cli, make_cfg, metrics
 
 QUICK = FAST + ["eval_every=10", "threads=1"]
 CURVE = ("train/loss", "train/acc", "val/loss", "val/acc")
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One CPU thread (the machine is shared); subprocesses get OMP_NUM_THREADS=1 below."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/helpers.py
 
 
 def pack(root, variants: list[list[str]], common: list[str]):
