@@ -29,6 +29,7 @@ from grokking.runlock import run_lock
 from grokking.training.device import pick_device, set_determinism
 from grokking.training.engines import build_engine
 from grokking.training.engines.build import build_member
+from grokking.training.host_memory import keep_freed_memory
 from grokking.training.run import COMPLETED, Run
 
 log = logging.getLogger("grokking.train")
@@ -74,6 +75,7 @@ def train_together(runs: list[Run]) -> None:
         return
     first = runs[0].cfg  # the per-process settings, which check_together made common
     set_determinism(first.deterministic)
+    keep_freed_memory()
     if first.threads:
         torch.set_num_threads(first.threads)
     device = pick_device(first.device)

@@ -21,8 +21,11 @@ from grokking.training.engines.stacked import batched_forward, stack_parameters
 from grokking.training.evaluate import evaluate
 from grokking.training.loss import per_example_loss
 
-# evaluation runs over at most this many activations at once (members are taken in chunks)
-EVAL_FLOATS = 2**26
+# A step and an evaluation run over members in chunks of at most this many activations (rows x
+# widest layer) each: a chunk's activations then stay in the CPU's caches and below glibc's mmap
+# threshold (grokking/training/host_memory.py). Measured at p 47 and p 23: chunks of 2-3 and 8-15
+# members of the default MLP step 15-25 % faster per member than the whole pack at once.
+CHUNK_FLOATS = 2**21
 
 
 class PackedRun:
@@ -54,6 +57,8 @@ class PackedRun:
         self.grad_norms: list[dict] = [{} for _ in cfgs]  # of the last step that asked for them
         self.solo_models: dict[int, tuple[int, torch.nn.Module]] = {}  # member -> (its step, its model)
         self.fixed_batch = self.rows_batch([t for t in self.train_idx]) if all(self.full_batch) else None
+        for param in tensors:  # each step writes every member's slice
+            param.grad = torch.zeros_like(param)
 
     @classmethod
     def build(cls, cfgs: list, device) -> "PackedRun":
@@ -90,8 +95,16 @@ class PackedRun:
                 rows.append(train_idx[batches.next() if active[i] else torch.arange(batches.size, device=train_idx.device)])
         return self.rows_batch(rows)
 
-    def member_losses(self, batch: dict) -> torch.Tensor:
-        logits = self.forward(self.params, batch["x"], batch["encoded"])
+    def chunks(self, rows: int) -> list[slice]:
+        """The members in runs of about equal size, each holding at most CHUNK_FLOATS
+        activations of ``rows`` rows."""
+        widest = max(t.shape[-1] for t in self.params.values())
+        n = math.ceil(len(self) / max(1, CHUNK_FLOATS // (rows * widest)))
+        size = math.ceil(len(self) / n)
+        return [slice(start, start + size) for start in range(0, len(self), size)]
+
+    def member_losses(self, params: dict, batch: dict) -> torch.Tensor:
+        logits = self.forward(params, batch["x"], batch["encoded"])
         losses = per_example_loss(logits.flatten(0, 1), batch["y"].flatten(), self.loss_kind, self.loss_dtype)
         losses = losses.view(batch["y"].shape)
         if batch["mask"] is None:
@@ -117,10 +130,7 @@ class PackedRun:
         frozen = torch.tensor([i for i, a in enumerate(active) if not a], dtype=torch.long, device=self.device)
         with torch.no_grad():
             kept = [t[frozen] for t in self.state_tensors()] if len(frozen) else []
-        for param in self.params.values():
-            param.grad = None
-        losses = self.member_losses(self.next_batch(active))
-        losses.sum().backward()
+        losses = self.backward(self.next_batch(active))
         if grad_norms:
             self.grad_norms = member_grad_norms(self.params)
         if self.grad_filter:
@@ -130,9 +140,23 @@ class PackedRun:
             for tensor, value in zip(self.state_tensors(), kept):
                 tensor[frozen] = value
         self.steps = [s + a for s, a in zip(self.steps, active)]
-        out = losses.detach().clone()
-        out[frozen] = math.nan
-        return out
+        losses[frozen] = math.nan
+        return losses
+
+    def backward(self, batch: dict) -> torch.Tensor:
+        """Each member's loss on ``batch``, its gradients left in the stacked ``.grad``; chunk by
+        chunk of members, each chunk's gradients taken for its slices alone."""
+        losses = torch.empty(len(self), device=self.device)
+        for part in self.chunks(batch["x"].shape[1]):
+            params = {name: p[part] for name, p in self.params.items()}
+            chunk = {key: None if value is None else value[part] for key, value in batch.items()}
+            chunk_losses = self.member_losses(params, chunk)
+            grads = torch.autograd.grad(chunk_losses.sum(), list(params.values()))
+            with torch.no_grad():
+                for param, grad in zip(self.params.values(), grads):
+                    param.grad[part] = grad
+                losses[part] = chunk_losses
+        return losses
 
     # --- evaluation ----------------------------------------------------------------------------
 
@@ -140,11 +164,8 @@ class PackedRun:
     def outputs(self, features: bool = False):
         """Logits (M, N, classes) of every member on every example, and the features the solo
         ``forward(x, features=True)`` returns (each (M, ...)), evaluated in chunks of members."""
-        widest = max(t.shape[-1] for t in self.params.values())
-        chunk = max(1, EVAL_FLOATS // (self.inputs.shape[1] * widest * 4))
         logits, feats = [], []
-        for start in range(0, len(self), chunk):
-            part = slice(start, start + chunk)
+        for part in self.chunks(self.inputs.shape[1]):
             x = self.inputs[part]
             params = {name: p[part] for name, p in self.params.items()}
             out = self.forward(params, x, self.forward.encode(x, self.shared_inputs), features=features)
