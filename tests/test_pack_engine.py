@@ -235,3 +235,45 @@ def test_members_must_share_shape_keys():
         PackedRun.build(configs(FAST, ["optimizer=adamw", "optimizer=sgd"]), CPU)
     with pytest.raises(ConfigError, match="shape"):
         PackedRun.build([make_cfg(FAST), make_cfg(["p=53", "progress=none"])], CPU)
+
+
+STATIC_VARIANTS = ["optimizer.warmup_steps=5 seed=0", "optimizer.warmup_steps=0 seed=1 wd=0.3 lr=3e-3"]
+
+
+@pytest.mark.parametrize("optimizer", ["adamw", "adam", "sgd"])
+def test_static_step_gives_the_eager_step(optimizer):
+    """The body a GPU captures (the optimizer's scalars copied into a fixed table) steps a
+    full-batch pack exactly as the eager step does, warm-up and bias corrections included."""
+    cfgs = configs(FAST + [f"optimizer={optimizer}"], STATIC_VARIANTS)
+    static, eager = PackedRun.build(cfgs, CPU), PackedRun.build(cfgs, CPU)
+    assert static.static_step is not None
+    eager.static_step = None
+    assert torch.equal(pack_losses(static, 20), pack_losses(eager, 20))
+    for i in range(len(cfgs)):
+        assert_same_state(static.member_state(i), eager.member_state(i))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device (CI has none)")
+def test_captured_step_gives_the_eager_step_on_a_gpu():
+    cuda = torch.device("cuda")
+    cfgs = configs(FAST + ["device=cuda"], STATIC_VARIANTS)
+    captured, eager = PackedRun.build(cfgs, cuda), PackedRun.build(cfgs, cuda)
+    eager.static_step = None
+    torch.testing.assert_close(pack_losses(captured, 20), pack_losses(eager, 20), rtol=1e-6, atol=0)
+    assert captured.static_step.graph is not None
+
+
+def test_member_chunks_give_the_whole_pack_step(monkeypatch):
+    """The step in chunks of one member (as a large pack is stepped on a CPU) gives the step of
+    the whole pack at once."""
+    import grokking.training.engines.packed as packed
+
+    cfgs = configs(FAST, ["seed=0", "seed=1 frac=0.4", "seed=2"])
+    monkeypatch.setattr(packed, "CHUNK_FLOATS", 2**40)
+    whole = PackedRun.build(cfgs, CPU)
+    assert len(whole.chunks(len(whole.inputs[0]))) == 1
+    expected = pack_losses(whole, 20)
+    monkeypatch.setattr(packed, "CHUNK_FLOATS", 1)
+    chunked = PackedRun.build(cfgs, CPU)
+    assert len(chunked.chunks(len(chunked.inputs[0]))) == 3
+    torch.testing.assert_close(pack_losses(chunked, 20), expected, rtol=1e-6, atol=0)

@@ -1,22 +1,34 @@
-"""Packed against unpacked: the same grid, the same work, whole processes.
+"""Packed against unpacked: the same ``-m`` grid through the real command line, whole processes,
+each timing checked for other load on the machine.
 
-    python -m grokking.pack.bench --recipe "p=47 frac=0.5" --members 16 --steps 300 --repeat 3
-    python scripts/bench.py --pack ...      (the same, from the benchmark script)
+    python scripts/bench.py --pack                              # the CPU cases (p23_16, p47_8)
+    python scripts/bench.py --pack --device cuda                # the GPU cases (mlp_64 ... nanda2023_256)
+    python scripts/bench.py --pack --cases p47_8 --repeat 5 --json docs/bench/pack_cpu.json
 
-``unpacked`` runs one ``python -m grokking.train`` process per member, one after another (as a
-grid of single runs does today); ``packed`` runs one process that trains all members as one
-``PackedRun``. Both evaluate train and validation every ``eval_every`` steps and skip the extra
-metrics and checkpoints, and both count the whole processes (interpreter and torch start-up
-included). Each side is timed ``--repeat`` times, interleaved, and the medians are compared; the
-loop-only steps per second of the packed process are reported as well, and CPU seconds (user +
-system) next to wall seconds. On a machine that other jobs share, trust the ratios more than the
-seconds.
+A case is seeds 0..M-1 of one recipe, evaluated every 50 steps with the extra metrics,
+checkpoints, progress and loggers off. Three commands are timed as whole processes (start-up,
+set-up, training, evaluations and the end of each run included):
+
+- ``solo``: one run, seed 0: ``python -m grokking.train <recipe> seed=0``;
+- ``unpacked``: the grid as one ``-m`` process that trains the runs one after another;
+- ``packed``: the same grid with ``pack=M``.
+
+The cases run in rounds (solo, unpacked, packed, then again), and the medians of the rounds are
+compared; where a case skips ``unpacked`` (the GPU cases: 256 runs one after another would take
+hours) its time is estimated as M x solo and says so. Each timing records the load average before
+and after and the CPU time the rest of the machine used meanwhile (from /proc/stat, less the
+timed process's own): a timing during which other processes used more than ``OTHERS_LIMIT``
+cores is marked ``loaded`` and left out of the medians, and a case with no quiet round reports
+no figure. The load average is recorded but does not decide, because it still holds the previous
+timing's own load for a minute after it. ``--json`` writes every timing, the machine and its
+measured matrix-product rate (the practical peak the FLOP rates compare to).
 """
 from __future__ import annotations
 
 import argparse
 import json
 import os
+import platform
 import resource
 import statistics
 import subprocess
@@ -25,118 +37,158 @@ import tempfile
 import time
 from pathlib import Path
 
-COMMON = ["progress=none", "metrics.every=0", "checkpoint_every=1000000"]
+COMMON = ["eval_every=50", "metrics.every=0", "checkpoint_every=1000000", "progress=none", "logger=none"]
+OTHERS_LIMIT = 0.2  # cores that other processes may use during a timing before it counts as loaded
+# name: (recipe, members, steps, device, time the unpacked grid); the CPU pair are the issue's
+# targets (docs/packing_speed.md), the GPU cases its 64- and 256-member grids
+CASES = {
+    "p23_16": (["p=23"], 16, 400, "cpu", True),
+    "p47_8": (["p=47"], 8, 300, "cpu", True),
+    "mlp_64": ([], 64, 1000, "cuda", False),
+    "mlp_256": ([], 256, 1000, "cuda", False),
+    "nanda2023_64": (["experiment=nanda2023"], 64, 1000, "cuda", False),
+    "nanda2023_256": (["experiment=nanda2023"], 256, 1000, "cuda", False),
+}
 
 
-def member_overrides(recipe: list[str], members: int, steps: int, device: str) -> list[list[str]]:
-    """Member i of the grid: the recipe with seed=i."""
-    return [recipe + COMMON + [f"seed={i}", f"steps={steps}", f"device={device}"] for i in range(members)]
+def busy_seconds() -> float:
+    """CPU seconds the whole machine has spent busy (every core, /proc/stat's first line)."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + fields[4]  # idle and iowait
+    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
 
 
-def timed(args: list[str]) -> tuple[float, float, str]:
-    """Wall seconds, CPU seconds (user + system) and stdout of one child process."""
+def timed(args: list[str]) -> dict:
+    """Run one command; its wall and CPU seconds, the load around it and the others' share."""
+    load_before, busy_before = os.getloadavg()[0], busy_seconds()
     before, started = resource.getrusage(resource.RUSAGE_CHILDREN), time.perf_counter()
-    out = subprocess.run(args, check=True, capture_output=True, text=True).stdout
+    done = subprocess.run(args, capture_output=True, text=True)
+    wall = time.perf_counter() - started
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if done.returncode != 0:
+        raise SystemExit(f"bench: {' '.join(args)} exited {done.returncode}: {done.stderr.strip()[-2000:]}")
     cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
-    return time.perf_counter() - started, cpu, out
+    others = max(0.0, busy_seconds() - busy_before - cpu) / wall
+    return {"wall_s": wall, "cpu_s": cpu, "load_before": load_before, "load_after": os.getloadavg()[0],
+            "others_cores": others, "loaded": others > OTHERS_LIMIT}
 
 
-def run_unpacked(grid: list[list[str]], threads: int | None, sample: int) -> tuple[float, float, float]:
-    """Wall and CPU seconds of one solo process per member, one after another, and the seconds
-    of their training loops (``wall_time_s`` of their summaries). Every member does the same
-    work, so with ``sample`` < members only that many run and the times are scaled."""
-    wall = cpu = 0.0
-    with tempfile.TemporaryDirectory() as out:
-        for overrides in grid[:sample]:
-            extra = [f"out_dir={out}"] + ([f"threads={threads}"] if threads else [])
-            w, c, _ = timed([sys.executable, "-m", "grokking.train", *overrides, *extra])
-            wall, cpu = wall + w, cpu + c
-        loop = sum(json.loads(p.read_text())["wall_time_s"] for p in Path(out).rglob("summary.json"))
-    scale = len(grid) / min(sample, len(grid))
-    return wall * scale, cpu * scale, loop * scale
+def loop_seconds(out: Path, packed: bool) -> float:
+    """The training loops' time from the runs' summaries: the pack's loop is one (its longest
+    member), one-after-another loops add up."""
+    times = [json.loads(p.read_text())["wall_time_s"] for p in out.rglob("summary.json")]
+    return max(times) if packed else sum(times)
 
 
-def run_packed(grid: list[list[str]], threads: int | None) -> tuple[float, float, float]:
-    """Wall and CPU seconds of one process training the grid as a pack, and its loop's
-    member-steps per second."""
-    args = [sys.executable, "-m", "grokking.pack.bench", "--worker", json.dumps(grid)]
-    wall, cpu, out = timed(args + (["--threads", str(threads)] if threads else []))
-    return wall, cpu, json.loads(out.splitlines()[-1])["member_steps_per_s"]
+def commands(recipe: list[str], members: int, steps: int, device: str, out: Path) -> dict[str, list[str]]:
+    base = [sys.executable, "-m", "grokking.train", *recipe, *COMMON, f"steps={steps}", f"device={device}"]
+    grid = ["-m", "seed=" + ",".join(str(i) for i in range(members)), "launcher=basic"]
+    return {"solo": base + ["seed=0", f"out_dir={out}/solo"],
+            "unpacked": base + grid + [f"hydra.sweep.dir={out}/unpacked"],
+            "packed": base + grid + [f"pack={members}", f"hydra.sweep.dir={out}/packed"]}
 
 
-def worker(grid: list[list[str]], threads: int | None) -> None:
-    """The packed process: build the pack, train ``steps`` steps evaluating every ``eval_every``."""
+def run_case(name: str, repeat: int) -> dict:
+    recipe, members, steps, device, unpacked = CASES[name]
+    kinds = ["solo", "unpacked", "packed"] if unpacked else ["solo", "packed"]
+    rounds = []
+    for _ in range(repeat):
+        timings = {}
+        for kind in kinds:
+            with tempfile.TemporaryDirectory() as tmp:
+                out = Path(tmp)
+                timings[kind] = timed(commands(recipe, members, steps, device, out)[kind])
+                timings[kind]["loop_s"] = loop_seconds(out, kind == "packed")
+        rounds.append(timings)
+        print(f"  {name} round {len(rounds)}: " + ", ".join(
+            f"{k} {t['wall_s']:.1f} s{' (loaded)' if t['loaded'] else ''}" for k, t in timings.items()), flush=True)
+    return {"recipe": recipe, "members": members, "steps": steps, "device": device, "rounds": rounds,
+            "flops_per_member_step": flops_per_member_step(recipe), **figures(rounds, members, unpacked)}
+
+
+def figures(rounds: list[dict], members: int, unpacked: bool) -> dict:
+    """Medians over the quiet rounds and the gains; nothing where no round was quiet."""
+    quiet = [r for r in rounds if not any(t["loaded"] for t in r.values())]
+    if not quiet:
+        return {"quiet_rounds": 0, "verdict": "every round was loaded: no figure"}
+    median = {kind: {key: statistics.median(r[kind][key] for r in quiet) for key in ("wall_s", "cpu_s", "loop_s")}
+              for kind in quiet[0]}
+    grid = median["unpacked"] if unpacked else {k: v * members for k, v in median["solo"].items()}
+    return {"quiet_rounds": len(quiet), "median": median, "unpacked_estimated": not unpacked,
+            "speedup_wall": grid["wall_s"] / median["packed"]["wall_s"],
+            "speedup_loop": grid["loop_s"] / median["packed"]["loop_s"],
+            "packed_over_solo_wall": median["packed"]["wall_s"] / median["solo"]["wall_s"]}
+
+
+def flops_per_member_step(recipe: list[str]) -> float | None:
+    """Forward and backward FLOPs of one member's step for an MLP with one-hot tokens: 6 per
+    multiply-add of each dense layer and row (the first layer is a gather); None otherwise."""
+    from grokking.config import compose_config
+    from grokking.data import build_dataset
+    from grokking.models import MLP, build_model
+
+    cfg = compose_config(recipe)
+    data = build_dataset(cfg)
+    model = build_model(cfg, data)
+    if not (isinstance(model, MLP) and model.embedding == "onehot"):
+        return None
+    dense = sum(p.numel() for n, p in model.named_parameters() if p.dim() == 2 and n != "token_weight")
+    return 6.0 * len(data.train_idx) * dense
+
+
+def machine() -> dict:
     import torch
 
-    from grokking.config import compose_config
-    from grokking.training.device import pick_device
-    from grokking.training.engines.build import build_member
-    from grokking.training.engines.packed import PackedRun
-
-    if threads:
-        torch.set_num_threads(threads)
-    cfgs = [compose_config(overrides) for overrides in grid]
-    device = pick_device(cfgs[0].device)
-    pack = PackedRun([build_member(cfg, device, fresh=True) for cfg in cfgs], device)
-    steps, eval_every, active, idx = cfgs[0].steps, cfgs[0].eval_every, [True] * len(cfgs), list(range(len(cfgs)))
+    a = torch.randn(1024, 1024)
+    torch.mm(a, a)
     started = time.perf_counter()
-    pack.evaluate(idx, [False] * len(cfgs))
-    for step in range(1, steps + 1):
-        pack.step(active)
-        if step % eval_every == 0:
-            pack.evaluate(idx, [False] * len(cfgs))
-    seconds = time.perf_counter() - started
-    print(json.dumps({"member_steps_per_s": len(cfgs) * steps / seconds}))
+    for _ in range(20):
+        torch.mm(a, a)
+    matmul = 20 * 2 * 1024**3 / (time.perf_counter() - started)
+    model = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                  if line.startswith("model name")), platform.processor())
+    gpu = torch.cuda.get_device_name() if torch.cuda.is_available() else None
+    return {"cpu": model, "cores": os.cpu_count(), "gpu": gpu, "torch": torch.__version__,
+            "python": platform.python_version(), "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+            "commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip(),
+            "matmul_gflops_fp32_1024": matmul / 1e9}
 
 
-def compare(recipe: list[str], members: int, steps: int, repeat: int, device: str, threads: int | None,
-            sample: int) -> dict:
-    grid = member_overrides(recipe, members, steps, device)
-    runs = []
-    for _ in range(repeat):  # interleaved, so that a burst of load on a shared machine hits both
-        runs.append((*run_unpacked(grid, threads, sample), *run_packed(grid, threads)))
-    unpacked_wall, unpacked_cpu, unpacked_loop, packed_wall, packed_cpu, rates = (list(c) for c in zip(*runs))
-    median = statistics.median
-    solo_rate = members * steps / median(unpacked_loop)
-    return {"recipe": " ".join(recipe), "members": members, "steps": steps, "device": device,
-            "threads": threads or os.cpu_count(), "solo_processes_timed": min(sample, members),
-            "unpacked_wall_s": unpacked_wall, "packed_wall_s": packed_wall,
-            "unpacked_cpu_s": unpacked_cpu, "packed_cpu_s": packed_cpu,
-            "packed_loop_member_steps_per_s": median(rates), "solo_loop_steps_per_s": solo_rate,
-            "speedup_loop": median(rates) / solo_rate,
-            "speedup_wall": median(unpacked_wall) / median(packed_wall),
-            "speedup_cpu": median(unpacked_cpu) / median(packed_cpu)}
+def report(name: str, r: dict) -> None:
+    if not r["quiet_rounds"]:
+        print(f"{name}: {r['verdict']}")
+        return
+    m = r["median"]
+    grid = "M x solo" if r["unpacked_estimated"] else f"{m['unpacked']['wall_s']:.1f} s"
+    print(f"{name}: {r['members']} x {r['steps']} steps on {r['device']}, medians of {r['quiet_rounds']} quiet rounds: "
+          f"solo {m['solo']['wall_s']:.1f} s, unpacked {grid}, packed {m['packed']['wall_s']:.1f} s; "
+          f"speedup {r['speedup_wall']:.2f}x whole processes, {r['speedup_loop']:.2f}x training loops; "
+          f"packed / one solo run {r['packed_over_solo_wall']:.2f}")
+    if r["flops_per_member_step"]:
+        rate = r["flops_per_member_step"] * r["members"] * r["steps"] / m["packed"]["loop_s"] / 1e9
+        print(f"  {r['flops_per_member_step'] / 1e6:.0f} MFLOP per member-step; packed loop {rate:.0f} GFLOP/s")
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--recipe", default="p=47 frac=0.5", help="overrides shared by every member")
-    parser.add_argument("--members", type=int, default=16, help="grid size (seeds 0..members-1)")
-    parser.add_argument("--steps", type=int, default=300)
+    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"], help="which cases run by default")
+    parser.add_argument("--cases", help=f"comma-separated from: {', '.join(CASES)}")
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--threads", type=int, help="torch threads in every process (default: torch's)")
-    parser.add_argument("--solo-sample", type=int, default=10**9,
-                        help="time only this many of the solo processes and scale (default: all)")
-    parser.add_argument("--json", type=Path, help="append the result to this JSON-lines file")
-    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    parser.add_argument("--json", type=Path, help="write the machine and every timing here")
     args = parser.parse_args(argv)
-    if args.worker:
-        return worker(json.loads(args.worker), args.threads)
-    r = compare(args.recipe.split(), args.members, args.steps, args.repeat, args.device, args.threads,
-                args.solo_sample)
-    median = statistics.median
-    print(f"{r['recipe']}: {r['members']} members x {r['steps']} steps on {r['device']}, threads {r['threads']}, "
-          f"medians of {args.repeat} (solo processes timed: {r['solo_processes_timed']})")
-    for kind in ("wall", "cpu"):
-        print(f"  {kind:4s}  unpacked {median(r[f'unpacked_{kind}_s']):8.1f} s   packed "
-              f"{median(r[f'packed_{kind}_s']):8.1f} s   speedup {r[f'speedup_{kind}']:.2f}x")
-    print(f"  loop  solo {r['solo_loop_steps_per_s']:.1f} steps/s   packed {r['packed_loop_member_steps_per_s']:.1f} "
-          f"member-steps/s   speedup {r['speedup_loop']:.2f}x   (training loops and evaluations, no start-up)")
-    if args.json:
-        with args.json.open("a") as f:
-            f.write(json.dumps(r) + "\n")
+    names = args.cases.split(",") if args.cases else [n for n, c in CASES.items() if c[3] == args.device]
+    unknown = [n for n in names if n not in CASES]
+    if unknown:
+        raise SystemExit(f"bench: unknown case {unknown[0]}; allowed: {', '.join(CASES)}")
+    result = {"machine": machine(), "others_limit_cores": OTHERS_LIMIT, "cases": {}}
+    print(f"{result['machine']['cpu']}, {result['machine']['cores']} cores, GPU {result['machine']['gpu']}; "
+          f"load average {os.getloadavg()[0]:.2f}; fp32 matrix product {result['machine']['matmul_gflops_fp32_1024']:.0f} GFLOP/s")
+    for name in names:
+        result["cases"][name] = run_case(name, args.repeat)
+        report(name, result["cases"][name])
+        if args.json:
+            args.json.parent.mkdir(parents=True, exist_ok=True)
+            args.json.write_text(json.dumps(result, indent=1) + "\n")
 
 
 if __name__ == "__main__":

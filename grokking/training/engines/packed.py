@@ -16,6 +16,7 @@ import torch
 from grokking.metrics.norms import l2_from_norms
 from grokking.optim import build_optimizer
 from grokking.training.engines.build import Member, build_member
+from grokking.training.engines.capture import StaticStep
 from grokking.training.engines.packed_optim import PackedGradFilter, PackedOptimizer, same_for_all
 from grokking.training.engines.stacked import batched_forward, stack_parameters
 from grokking.training.evaluate import evaluate
@@ -59,6 +60,7 @@ class PackedRun:
         self.fixed_batch = self.rows_batch([t for t in self.train_idx]) if all(self.full_batch) else None
         for param in tensors:  # each step writes every member's slice
             param.grad = torch.zeros_like(param)
+        self.static_step = StaticStep(self) if StaticStep.applies(self) else None  # a CUDA graph on a GPU
 
     @classmethod
     def build(cls, cfgs: list, device) -> "PackedRun":
@@ -130,12 +132,14 @@ class PackedRun:
         frozen = torch.tensor([i for i, a in enumerate(active) if not a], dtype=torch.long, device=self.device)
         with torch.no_grad():
             kept = [t[frozen] for t in self.state_tensors()] if len(frozen) else []
-        losses = self.backward(self.next_batch(active))
-        if grad_norms:
+        static = self.static_step is not None and not len(frozen)
+        losses = self.static_step.step(self.steps) if static else self.backward(self.next_batch(active))
+        if grad_norms:  # the raw gradients: neither optimizer changes .grad, the filter does
             self.grad_norms = member_grad_norms(self.params)
-        if self.grad_filter:
-            self.grad_filter.apply(self.steps)
-        self.optimizer.step(self.steps)
+        if not static:
+            if self.grad_filter:
+                self.grad_filter.apply(self.steps)
+            self.optimizer.step(self.steps)
         with torch.no_grad():
             for tensor, value in zip(self.state_tensors(), kept):
                 tensor[frozen] = value

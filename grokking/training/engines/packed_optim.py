@@ -65,20 +65,20 @@ class PackedOptimizer:
         """Every state tensor with a leading member dimension."""
         return [t for ts in self.state.values() for t in ts]
 
-    @torch.no_grad()
     def step(self, steps: list[int]) -> None:
+        self.apply(member_values(self.table(steps), self.params[0]))
+
+    def table(self, steps: list[int]) -> dict[str, list]:
+        """The per-member scalars of this step, computed on the host (a captured step copies
+        them into its graph's input, grokking/training/engines/capture.py)."""
         lrs = [warmup_lr(lr, w, s) for lr, w, s in zip(self.lr, self.warmup, steps)]
         if self.name == "sgd":
-            self.sgd(lrs, steps)
-        else:
-            self.adam(lrs, steps)
-
-    def adam(self, lrs: list[float], steps: list[int]) -> None:
-        decoupled = self.name == "adamw"
+            return {"first": [s == 0 for s in steps], "momentum": self.momentum, "wd": self.weight_decay,
+                    "nesterov": self.nesterov, "neg_lr": [-lr for lr in lrs]}
         t = [s + 1.0 for s in steps]  # torch's state "step" after its increment
         b1 = [b for b, _ in self.betas]
         b2 = [b for _, b in self.betas]
-        coefs = {
+        return {
             "decay": [1 - lr * wd for lr, wd in zip(lrs, self.weight_decay)],
             "wd": self.weight_decay,
             "one_minus_b1": [1 - b for b in b1],
@@ -88,7 +88,17 @@ class PackedOptimizer:
             "eps": self.eps,
             "neg_step_size": [-(lr / (1 - b ** s)) for lr, b, s in zip(lrs, b1, t)],
         }
-        coefs = member_values(coefs, self.params[0])
+
+    @torch.no_grad()
+    def apply(self, coefs: dict[str, torch.Tensor]) -> None:
+        """The step itself, from ``table``'s scalars as (M,) tensors on the parameters' device."""
+        if self.name == "sgd":
+            self.sgd(coefs)
+        else:
+            self.adam(coefs)
+
+    def adam(self, coefs: dict[str, torch.Tensor]) -> None:
+        decoupled = self.name == "adamw"
         for i, param in enumerate(self.params):
             c = {k: per_member(v, param) for k, v in coefs.items()}
             grad, exp_avg, exp_avg_sq = param.grad, self.state["exp_avg"][i], self.state["exp_avg_sq"][i]
@@ -101,10 +111,7 @@ class PackedOptimizer:
             denom = (exp_avg_sq.sqrt() / c["bc2_sqrt"]).add_(c["eps"])
             param.add_(exp_avg * c["neg_step_size"] / denom)
 
-    def sgd(self, lrs: list[float], steps: list[int]) -> None:
-        coefs = member_values({"first": [s == 0 for s in steps], "momentum": self.momentum,
-                               "wd": self.weight_decay, "nesterov": self.nesterov, "neg_lr": [-lr for lr in lrs]},
-                              self.params[0])
+    def sgd(self, coefs: dict[str, torch.Tensor]) -> None:
         for i, param in enumerate(self.params):
             c = {k: per_member(v, param) for k, v in coefs.items()}
             grad = param.grad + param * c["wd"]
