@@ -68,10 +68,10 @@ class NullLogger:
 class WandbLogger(NullLogger):
     """Mirrors a run to W&B; degrades to a NullLogger on the first W&B error."""
 
-    def __init__(self, cfg: DictConfig, run_dir: Path, in_pack: bool = False):
+    def __init__(self, cfg: DictConfig, run_dir: Path, in_pack: bool = False, config: dict | None = None):
         self._run, self._run_dir = None, Path(run_dir)
         try:
-            self._run = _init_run(cfg, self._run_dir, in_pack)
+            self._run = _init_run(cfg, self._run_dir, in_pack, config)
             # the start of this run by the file system's clock, to which files it writes are compared
             self._started = (self._run_dir / RUN_ID_FILE).stat().st_mtime
         except Exception as e:  # W&B must never stop training
@@ -141,13 +141,15 @@ class WandbLogger(NullLogger):
             _warn(what, e)
 
 
-def make_logger(cfg: DictConfig, run_dir: Path, in_pack: bool = False) -> NullLogger:
+def make_logger(cfg: DictConfig, run_dir: Path, in_pack: bool = False, config: dict | None = None) -> NullLogger:
     """The logger chosen by `cfg.logger.name` ("none" or "wandb"); a NullLogger, which writes
     nothing, where W&B's mode is "disabled" (logger.mode, else WANDB_MODE). ``in_pack``: the run
-    is one of several trained at once in this process, each with its own live W&B run."""
+    is one of several trained at once in this process, each with its own live W&B run.
+    ``config``: the run's config as its checkpoints store it (default: ``cfg`` resolved now);
+    passing it keeps time-stamped values such as ``sweep_name`` the same in W&B and on disk."""
     name = OmegaConf.select(cfg, "logger.name", default="none")
     if name == "wandb" and _mode(cfg.logger) != "disabled":
-        return WandbLogger(cfg, run_dir, in_pack)
+        return WandbLogger(cfg, run_dir, in_pack, config)
     if name in ("none", "wandb"):
         return NullLogger()
     raise ValueError(f"unknown logger {name!r}; expected 'none' or 'wandb'")
@@ -186,7 +188,7 @@ def _init_args(lc: DictConfig, run_dir: Path) -> dict:
     return args
 
 
-def _init_run(cfg: DictConfig, run_dir: Path, in_pack: bool = False):
+def _init_run(cfg: DictConfig, run_dir: Path, in_pack: bool = False, config: dict | None = None):
     """Start (or, when run_dir holds a W&B run id, resume) the W&B run of this job, with the
     training step as every metric's x-axis and the BEST summaries."""
     import wandb
@@ -200,7 +202,7 @@ def _init_run(cfg: DictConfig, run_dir: Path, in_pack: bool = False):
     run = wandb.init(
         **args,
         tags=_tags(cfg),
-        config=_run_config(cfg),
+        config=_run_config(cfg) if config is None else config,
         id=run_id,
         resume="allow" if run_id else None,
         settings=wandb.Settings(

@@ -99,7 +99,7 @@ class Run:
         self.label = f"{self.dir.name}: " if labelled else ""
         if self.hydra is not None:  # W&B names the run from the job's Hydra config
             HydraConfig.instance().set_config(self.hydra)
-        self.logger = make_logger(self.cfg, self.dir, in_pack=labelled)
+        self.logger = make_logger(self.cfg, self.dir, in_pack=labelled, config=self.config)
 
     # --- the stop rule and the schedule ----------------------------------------------------------
     def done(self) -> bool:
