@@ -81,11 +81,12 @@ def loop_seconds(out: Path, packed: bool) -> float:
 
 
 def commands(recipe: list[str], members: int, steps: int, device: str, out: Path) -> dict[str, list[str]]:
-    base = [sys.executable, "-m", "grokking.train", *recipe, *COMMON, f"steps={steps}", f"device={device}"]
-    grid = ["-m", "seed=" + ",".join(str(i) for i in range(members)), "launcher=basic"]
-    return {"solo": base + ["seed=0", f"out_dir={out}/solo"],
-            "unpacked": base + grid + [f"hydra.sweep.dir={out}/unpacked"],
-            "packed": base + grid + [f"pack={members}", f"hydra.sweep.dir={out}/packed"]}
+    train = [sys.executable, "-m", "grokking.train"]
+    base = [*recipe, *COMMON, f"steps={steps}", f"device={device}"]
+    grid = ["-m", *base, "seed=" + ",".join(str(i) for i in range(members)), "launcher=basic"]
+    return {"solo": train + base + ["seed=0", f"out_dir={out}/solo"],
+            "unpacked": train + grid + [f"hydra.sweep.dir={out}/unpacked"],
+            "packed": train + grid + [f"pack={members}", f"hydra.sweep.dir={out}/packed"]}
 
 
 def run_case(name: str, repeat: int) -> dict:
