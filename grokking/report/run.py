@@ -7,7 +7,7 @@ from omegaconf import OmegaConf
 
 from grokking.report import DEFAULT_SNAPSHOTS
 from grokking.report.cache import load_run
-from grokking.report.page import render, write_page
+from grokking.report.page import render, untemplated_figures, write_page
 from grokking.report.tabs import build_tabs
 
 REPORT_FILE = "report.html"
@@ -36,4 +36,6 @@ def write_run_report(run_dir: Path, max_snapshots: int = DEFAULT_SNAPSHOTS, devi
     """Write ``<run_dir>/report.html`` (plotly.js inline unless ``plotly_src`` names a file)."""
     run = load_run(Path(run_dir), max_snapshots, device, progress)
     title = f"grokking report: {Path(run_dir).resolve().name}"
-    return write_page(Path(run_dir) / REPORT_FILE, render(title, facts(run), build_tabs(run), plotly_src))
+    with untemplated_figures():
+        tabs = build_tabs(run)
+    return write_page(Path(run_dir) / REPORT_FILE, render(title, facts(run), tabs, plotly_src))

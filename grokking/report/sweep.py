@@ -14,7 +14,7 @@ from tqdm import tqdm
 
 from grokking.compare import REPEAT_KEY, _order, fmt, group_runs, load_sweep, outcome_columns, phase_cells, swept_keys
 from grokking.errors import ConfigError
-from grokking.report.page import PLOTLY_FILE, render, write_page, write_plotly
+from grokking.report.page import PLOTLY_FILE, render, untemplated_figures, write_page, write_plotly
 from grokking.report.run import REPORT_FILE, write_run_report
 from grokking.report.tabs import Tab
 from grokking.report.tabs.common import layout
@@ -115,9 +115,10 @@ def write_sweep_report(folder: Path, snapshots: int, device: str = "auto", progr
     pages = run_reports(folder, run_dirs, snapshots, device, progress)
     grid = [k for k in swept_keys(runs) if k != REPEAT_KEY]
     axes = list(itertools.combinations(grid, 2)) or [(grid[0], NO_AXIS)] if grid else []
-    tabs = [Tab("Phase diagram", [phase_figure(runs, x, y) for x, y in axes],
-                absent=None if axes else "no parameter other than the seed differs between the runs"),
-            Tab("Curves", [curves_figure(runs, grid)])]
+    with untemplated_figures():
+        tabs = [Tab("Phase diagram", [phase_figure(runs, x, y) for x, y in axes],
+                    absent=None if axes else "no parameter other than the seed differs between the runs"),
+                Tab("Curves", [curves_figure(runs, grid)])]
     counts = {}
     for run in runs:
         counts[status(run.final)] = counts.get(status(run.final), 0) + 1

@@ -94,7 +94,7 @@ def draw_marks(fig: go.Figure, run, annotate: bool = True, log_x: bool = False) 
 
 def layout(fig: go.Figure, title: str, height: int = 420) -> go.Figure:
     fig.update_layout(title=title, height=height, margin={"l": 60, "r": 20, "t": 60, "b": 50},
-                      template="plotly_white", legend={"font": {"size": 10}})
+                      legend={"font": {"size": 10}})
     return fig
 
 
