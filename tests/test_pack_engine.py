@@ -115,11 +115,49 @@ def test_member_keys_match_solo_runs(variants):
     assert_losses_match(configs(FAST, variants), steps=50)
 
 
-@pytest.mark.slow
-def test_one_hot_gather_path_matches_solo():
-    """p=149 has more one-hot columns than the batched product takes: the first layer gathers."""
-    assert_losses_match(configs(["p=149", "frac=0.3", "progress=none", "model.width=64"], ["seed=0", "seed=1"]),
-                        steps=20)
+def test_member_gather_is_each_members_solo_gather():
+    """The packed first layer: every member's rows of its own table, summed over the operands, bit
+    for bit as the solo model's gather; its backward is the solo gather's backward (a sum of the
+    same rows, up to the order of the additions)."""
+    from grokking.training.engines.stacked import MemberGather
+
+    torch.manual_seed(0)
+    tables = torch.randn(3, 2 * 23, 16, requires_grad=True)
+    rows = torch.randint(0, 23, (3, 40, 2)) + torch.tensor([0, 23])
+    out = MemberGather.apply(tables, rows)
+    grad = torch.randn_like(out)
+    out.backward(grad)
+    for m in range(3):
+        table = tables.detach()[m].clone().requires_grad_()
+        solo = torch.nn.functional.embedding(rows[m, :, 0], table) + torch.nn.functional.embedding(rows[m, :, 1], table)
+        solo.backward(grad[m])
+        assert torch.equal(out[m], solo)
+        torch.testing.assert_close(tables.grad[m], table.grad, rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("square", [True, False])
+def test_member_linear_is_autograds_linear_of_the_activation(square):
+    """The packed layer (with the quadratic activation folded in, or not) gives autograd's values
+    and gradients of ``act(h) @ weight.T`` per member."""
+    from grokking.training.engines.stacked import MemberLinear
+
+    torch.manual_seed(0)
+    h = torch.randn(3, 40, 16, dtype=torch.float64, requires_grad=True)
+    weight = torch.randn(3, 5, 16, dtype=torch.float64, requires_grad=True)
+    grad = torch.randn(3, 40, 5, dtype=torch.float64)
+    out = MemberLinear.apply(h, weight, square)
+    got = torch.autograd.grad(out, (h, weight), grad)
+    reference = torch.bmm(h * h if square else h, weight.transpose(1, 2))
+    expected = torch.autograd.grad(reference, (h, weight), grad)
+    torch.testing.assert_close(out, reference)
+    for g, e in zip(got, expected):
+        torch.testing.assert_close(g, e)
+
+
+def test_deeper_and_other_activations_match_solo():
+    """The packed MLP with two hidden layers, biases and a non-quadratic activation."""
+    assert_losses_match(configs(["p=23", "frac=0.5", "progress=none", "model.width=64", "model.depth=2",
+                                 "model.bias=true", "model.activation=gelu"], ["seed=0", "seed=1 wd=0.3"]), steps=20)
 
 
 def test_evaluation_and_checkpoint_match_the_solo_run(tmp_path):

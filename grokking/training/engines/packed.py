@@ -23,10 +23,11 @@ from grokking.training.evaluate import evaluate
 from grokking.training.loss import per_example_loss
 
 # A step and an evaluation run over members in chunks of at most this many activations (rows x
-# widest layer) each: a chunk's activations then stay in the CPU's caches and below glibc's mmap
-# threshold (grokking/training/host_memory.py). Measured at p 47 and p 23: chunks of 2-3 and 8-15
-# members of the default MLP step 15-25 % faster per member than the whole pack at once.
-CHUNK_FLOATS = 2**21
+# widest layer, 16 MB) each, which keeps every activation below glibc's mmap threshold
+# (grokking/training/host_memory.py) and large products large. Measured on the 2-core CPU of
+# docs/packing_speed.md (default MLP, step alone): at p 23 x 16 members one chunk is 2.9x the solo
+# steps, chunks of 4 members 2.4x; at p 47 x 8, chunks of 4 members 1.8x, of 1 member 1.0x.
+CHUNK_FLOATS = 2**22
 
 
 class PackedRun:
@@ -44,7 +45,6 @@ class PackedRun:
         self.loss_dtype = same_for_all([str(c.loss_dtype) for c in cfgs], "loss_dtype")
         self.inputs = torch.stack([d.inputs for d in self.datasets])  # (M, N, operands)
         self.labels = torch.stack([d.labels for d in self.datasets])  # (M, N)
-        self.shared_inputs = all(torch.equal(d.inputs, self.datasets[0].inputs) for d in self.datasets)
         self.train_idx, self.val_idx = [d.train_idx for d in self.datasets], [d.val_idx for d in self.datasets]
         self.full_batch = [b.full for b in self.batches]
         self.template = members[0].model
@@ -79,11 +79,10 @@ class PackedRun:
         padded = torch.stack([torch.cat([r, r.new_zeros(longest - len(r))]) for r in rows])
         members = torch.arange(len(rows), device=padded.device)[:, None]
         x, y = self.inputs[members, padded], self.labels[members, padded]
-        shared = self.shared_inputs and all(torch.equal(r, rows[0]) for r in rows[1:])
         mask = None
         if min(counts) != longest:
             mask = (torch.arange(longest, device=padded.device) < torch.tensor(counts, device=padded.device)[:, None])
-        return {"x": x, "y": y, "encoded": self.forward.encode(x, shared), "mask": mask,
+        return {"x": x, "y": y, "mask": mask,
                 "counts": torch.tensor(counts, device=padded.device)}
 
     def next_batch(self, active: list[bool]) -> dict:
@@ -106,7 +105,7 @@ class PackedRun:
         return [slice(start, start + size) for start in range(0, len(self), size)]
 
     def member_losses(self, params: dict, batch: dict) -> torch.Tensor:
-        logits = self.forward(params, batch["x"], batch["encoded"])
+        logits = self.forward(params, batch["x"])
         losses = per_example_loss(logits.flatten(0, 1), batch["y"].flatten(), self.loss_kind, self.loss_dtype)
         losses = losses.view(batch["y"].shape)
         if batch["mask"] is None:
@@ -172,7 +171,7 @@ class PackedRun:
         for part in self.chunks(self.inputs.shape[1]):
             x = self.inputs[part]
             params = {name: p[part] for name, p in self.params.items()}
-            out = self.forward(params, x, self.forward.encode(x, self.shared_inputs), features=features)
+            out = self.forward(params, x, features=features)
             logits.append(out[0] if features else out)
             feats.append(out[1] if features else {})
         merged = {key: torch.cat([f[key] for f in feats]) for key in feats[0]}

@@ -3,11 +3,8 @@
 Every stacked tensor has the shape ``(members, *solo_shape)`` and inputs come as ``(members, rows,
 n_operands)``. Two forwards:
 
-- ``OnehotMLP``: the MLP with one-hot tokens (the default model). Its first layer reads the one-hot
-  rows as one batched matrix product instead of a gather per member: the gather's backward is a
-  scatter-add, slow on CPU, while the matrix product's backward is another matrix product, and the
-  products are exact (each output is the sum of one weight per operand, as in the solo gather).
-  Where the members share their rows (same split and op) one one-hot matrix serves every member.
+- ``OnehotMLP``: the MLP with one-hot tokens (the default model). Its first layer gathers every
+  member's rows in one call (``MemberGather``), then the layers are batched matrix products.
 - ``Generic``: any other model through ``torch.func.vmap`` over ``functional_call`` of one solo
   module, with the member's parameters swapped in.
 """
@@ -19,12 +16,7 @@ from torch import nn
 from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.func import functional_call, vmap
 
-from grokking.models import MLP
-
-# Above this many one-hot columns (n_operands * n_values) the one-hot product costs more than the
-# gather it replaces; the first layer then gathers (see docs/packing_speed.md).
-MAX_ONEHOT_COLUMNS = 256
-
+from grokking.models import ACTIVATIONS, MLP
 
 def stack_parameters(models: list[nn.Module]) -> dict[str, torch.Tensor]:
     """name -> (members, *shape) leaf tensor that requires grad, in ``named_parameters`` order."""
@@ -33,56 +25,101 @@ def stack_parameters(models: list[nn.Module]) -> dict[str, torch.Tensor]:
             for name in names}
 
 
+class MemberGather(torch.autograd.Function):
+    """Each member's first layer for one-hot tokens: row ``rows[m, b, k]`` of member m's table
+    summed over the operands k, for every member at once.
+
+    Forward: one ``embedding_bag`` (sum) over the members' tables laid end to end, the rows
+    shifted into their member's table; the sum per example is the solo run's ``W[a] + W[b]``,
+    bit for bit. Backward: one ``index_add_`` per operand into the stacked gradient. On a CPU
+    both are passes over memory, where the one-hot product they replace is a (rows x columns x
+    width) matrix product forward and another backward (docs/packing_speed.md)."""
+
+    @staticmethod
+    def forward(table: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+        members, columns, width = table.shape
+        flat = rows + columns * torch.arange(members, device=rows.device).view(-1, 1, 1)
+        out = F.embedding_bag(flat.view(-1, flat.shape[-1]), table.reshape(-1, width), mode="sum")
+        return out.view(*rows.shape[:2], width)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        table, rows = inputs
+        ctx.shape = table.shape
+        ctx.save_for_backward(rows)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        (rows,) = ctx.saved_tensors
+        members, columns, width = ctx.shape
+        flat = (rows + columns * torch.arange(members, device=rows.device).view(-1, 1, 1)).flatten(0, 1)
+        grads = grad.reshape(-1, width)
+        table_grad = grad.new_zeros(members * columns, width)
+        for k in range(flat.shape[-1]):
+            table_grad.index_add_(0, flat[:, k], grads)
+        return table_grad.view(members, columns, width), None
+
+
+class MemberLinear(torch.autograd.Function):
+    """``nn.Linear`` without bias per member: (M, B, in) inputs, (M, out, in) weights, (M, B, out)
+    outputs; with ``square``, of the squared inputs (the quadratic activation folded in).
+
+    The products run in the orientation this CPU runs fastest for the thin layers of these
+    models (``out`` is the number of classes): the forward as ``weight @ inputs.T`` (its result
+    is returned as a transposed view), the backward as ``grad @ weight`` and ``grad.T @ inputs``.
+    With ``square`` the backward multiplies by 2 on the small ``grad`` (exact) and then by the
+    inputs in place: one pass over the activations where autograd's square takes three."""
+
+    @staticmethod
+    def forward(h: torch.Tensor, weight: torch.Tensor, square: bool) -> torch.Tensor:
+        a = h * h if square else h
+        return torch.bmm(weight, a.transpose(1, 2)).transpose(1, 2)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        h, weight, square = inputs
+        ctx.square = square
+        ctx.save_for_backward(h, weight)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        h, weight = ctx.saved_tensors
+        a = h * h if ctx.square else h
+        weight_grad = torch.bmm(grad.transpose(1, 2), a)
+        if not ctx.square:
+            return torch.bmm(grad, weight), weight_grad, None
+        return torch.bmm(grad * 2.0, weight).mul_(h), weight_grad, None
+
+
 class OnehotMLP:
     """Batched forward of ``grokking.models.MLP`` with ``embedding=onehot``."""
 
     def __init__(self, template: MLP):
         self.act, self.n_values, self.n_operands = template.act, template.n_values, template.n_operands
         self.depth = len(template.hidden)
-        self.columns = self.n_values * self.n_operands
-        self.matmul = self.columns <= MAX_ONEHOT_COLUMNS
+        self.square = template.act is ACTIVATIONS["quad"]  # folded into the next layer (MemberLinear)
 
-    def encode(self, x: torch.Tensor, shared: bool) -> torch.Tensor | None:
-        """(M, B, n_operands) token ids -> (M, B, columns) one-hot rows (operand blocks side by
-        side), one copy expanded over the members when they share their rows; None to gather."""
-        if not self.matmul:
-            return None
-        if shared:
-            return self.encode(x[:1], False).expand(len(x), -1, -1)
-        shifted = x + self.n_values * torch.arange(self.n_operands, device=x.device)
-        out = torch.zeros(*x.shape[:2], self.columns, device=x.device)
-        return out.scatter_(2, shifted, 1.0)
-
-    def first_layer(self, params: dict, x: torch.Tensor, onehot: torch.Tensor | None) -> torch.Tensor:
-        weight = params["token_weight"]  # (M, columns, width)
-        if onehot is not None:
-            h = torch.bmm(onehot, weight)
-        else:
-            flat = weight.flatten(0, 1)  # the members' tables one after another
-            base = (torch.arange(len(weight), device=x.device) * self.columns)[:, None]
-            h = F.embedding(x[..., 0] + base, flat)
-            for i in range(1, self.n_operands):
-                h = h + F.embedding(x[..., i] + i * self.n_values + base, flat)
+    def first_layer(self, params: dict, x: torch.Tensor) -> torch.Tensor:
+        """(M, B, width) pre-activations of (M, B, n_operands) token ids."""
+        rows = x + self.n_values * torch.arange(self.n_operands, device=x.device)  # each operand's block
+        h = MemberGather.apply(params["token_weight"], rows)
         bias = params.get("token_bias")
         return h if bias is None else h + bias[:, None]
 
-    def __call__(self, params: dict, x: torch.Tensor, onehot: torch.Tensor | None = None, features: bool = False):
+    def __call__(self, params: dict, x: torch.Tensor, features: bool = False):
         """Logits (M, B, classes) and, with ``features``, the solo model's features per member."""
-        h = self.first_layer(params, x, onehot)
+        h = self.first_layer(params, x)
         feats = {"layer1": h}
-        h = self.act(h)
         for i in range(self.depth):
-            h = linear(h, params[f"hidden.{i}.weight"], params.get(f"hidden.{i}.bias"))
+            h = self.linear(h, params[f"hidden.{i}.weight"], params.get(f"hidden.{i}.bias"))
             feats[f"layer{i + 2}"] = h
-            h = self.act(h)
-        logits = linear(h, params["readout.weight"], params.get("readout.bias"))
+        logits = self.linear(h, params["readout.weight"], params.get("readout.bias"))
         return (logits, feats) if features else logits
 
-
-def linear(h: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
-    """nn.Linear per member: h (M, B, in), weight (M, out, in), bias (M, out)."""
-    out = torch.bmm(h, weight.transpose(1, 2))
-    return out if bias is None else out + bias[:, None]
+    def linear(self, h: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+        """The activation of ``h``, then nn.Linear per member: weight (M, out, in), bias (M, out)."""
+        out = MemberLinear.apply(h, weight, True) if self.square else MemberLinear.apply(self.act(h), weight, False)
+        return out if bias is None else out + bias[:, None]
 
 
 class Generic:
@@ -91,10 +128,7 @@ class Generic:
     def __init__(self, template: nn.Module):
         self.template = template
 
-    def encode(self, x: torch.Tensor, shared: bool) -> None:
-        return None
-
-    def __call__(self, params: dict, x: torch.Tensor, encoded=None, features: bool = False):
+    def __call__(self, params: dict, x: torch.Tensor, features: bool = False):
         def one(member_params, member_x):
             return functional_call(self.template, member_params, (member_x,), {"features": features})
 
