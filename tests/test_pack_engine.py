@@ -135,6 +135,17 @@ def test_member_gather_is_each_members_solo_gather():
         torch.testing.assert_close(tables.grad[m], table.grad, rtol=1e-6, atol=1e-6)
 
 
+def test_the_gathers_two_backwards_agree():
+    """The GPU's backward of the gather (a one-hot product, deterministic there) gives the CPU's
+    (a scatter-add), run here on the CPU."""
+    from grokking.training.engines.stacked import onehot_product_grad, scatter_grad
+
+    torch.manual_seed(0)
+    grad = torch.randn(3, 40, 16, dtype=torch.float64)
+    rows = torch.randint(0, 23, (3, 40, 2)) + torch.tensor([0, 23])
+    torch.testing.assert_close(onehot_product_grad(grad, rows, 46), scatter_grad(grad, rows, 46))
+
+
 @pytest.mark.parametrize("square", [True, False])
 def test_member_linear_is_autograds_linear_of_the_activation(square):
     """The packed layer (with the quadratic activation folded in, or not) gives autograd's values

@@ -31,33 +31,50 @@ class MemberGather(torch.autograd.Function):
 
     Forward: one ``embedding_bag`` (sum) over the members' tables laid end to end, the rows
     shifted into their member's table; the sum per example is the solo run's ``W[a] + W[b]``,
-    bit for bit. Backward: one ``index_add_`` per operand into the stacked gradient. On a CPU
-    both are passes over memory, where the one-hot product they replace is a (rows x columns x
-    width) matrix product forward and another backward (docs/packing_speed.md)."""
+    bit for bit. Backward: ``gather_grad``. On a CPU both are passes over memory, where the
+    one-hot product they replace is a (rows x columns x width) matrix product forward and another
+    backward (docs/packing_speed.md)."""
 
     @staticmethod
     def forward(table: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
         members, columns, width = table.shape
-        flat = rows + columns * torch.arange(members, device=rows.device).view(-1, 1, 1)
-        out = F.embedding_bag(flat.view(-1, flat.shape[-1]), table.reshape(-1, width), mode="sum")
+        out = F.embedding_bag(flat_rows(rows, columns).flatten(0, 1), table.reshape(-1, width), mode="sum")
         return out.view(*rows.shape[:2], width)
 
     @staticmethod
     def setup_context(ctx, inputs, output):
         table, rows = inputs
-        ctx.shape = table.shape
+        ctx.columns = table.shape[1]
         ctx.save_for_backward(rows)
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
         (rows,) = ctx.saved_tensors
-        members, columns, width = ctx.shape
-        flat = (rows + columns * torch.arange(members, device=rows.device).view(-1, 1, 1)).flatten(0, 1)
-        grads = grad.reshape(-1, width)
-        table_grad = grad.new_zeros(members * columns, width)
-        for k in range(flat.shape[-1]):
-            table_grad.index_add_(0, flat[:, k], grads)
-        return table_grad.view(members, columns, width), None
+        backward = onehot_product_grad if grad.is_cuda else scatter_grad
+        return backward(grad, rows, ctx.columns), None
+
+
+def flat_rows(rows: torch.Tensor, columns: int) -> torch.Tensor:
+    """(M, B, operands) rows of each member's table -> rows of the members' tables end to end."""
+    return rows + columns * torch.arange(len(rows), device=rows.device).view(-1, 1, 1)
+
+
+def scatter_grad(grad: torch.Tensor, rows: torch.Tensor, columns: int) -> torch.Tensor:
+    """The gather's gradient, (M, columns, width), as one ``index_add_`` per operand (in order,
+    so deterministic on a CPU)."""
+    members, width = len(grad), grad.shape[-1]
+    flat, grads = flat_rows(rows, columns).flatten(0, 1), grad.reshape(-1, width)
+    table_grad = grad.new_zeros(members * columns, width)
+    for k in range(flat.shape[-1]):
+        table_grad.index_add_(0, flat[:, k], grads)
+    return table_grad.view(members, columns, width)
+
+
+def onehot_product_grad(grad: torch.Tensor, rows: torch.Tensor, columns: int) -> torch.Tensor:
+    """The same gradient as the product of the one-hot rows with ``grad``: on a GPU a scatter-add
+    would add with atomics (in no fixed order: not deterministic) and the product is fast."""
+    onehot = grad.new_zeros(*rows.shape[:2], columns).scatter_(2, rows, 1.0)
+    return torch.bmm(onehot.transpose(1, 2), grad)
 
 
 class MemberLinear(torch.autograd.Function):
