@@ -3,7 +3,7 @@
 The launchers hand their whole grid here first (hydra_plugins/grokking_launcher/launchers.py:
 the basic launcher; grokking/launcher.py ReportingMixin: launcher=local|slurm). Without ``pack``
 nothing changes. With it, jobs whose configs agree on every shape key and on the process
-settings (device, threads, progress: grokking/pack/roles.py) are grouped in the grid's order, N
+settings (device, threads, progress: grokking/training/together.py) are grouped in the grid's order, N
 at most per pack; the rest of the grid forms other packs, and a job left alone runs as the
 ordinary solo job. Each pack is one job: in this
 process for the basic launcher, one array task for SLURM (a requeued task resumes its pack).
@@ -28,7 +28,7 @@ from grokking.errors import ConfigError, Diverged, one_line
 from grokking.objective import scored
 from grokking.record import RunRecord
 from grokking.sweep import executor, importable, last_line, report_sweep, run_row
-from grokking.pack.roles import pack_settings, shape_signature
+from grokking.training.together import pack_settings, shape_signature
 
 DIR_KEYS = {"job_dir_key": "hydra.sweep.dir", "job_subdir_key": "hydra.sweep.subdir"}
 

@@ -22,7 +22,7 @@ from omegaconf import DictConfig
 
 from grokking import schema
 from grokking.errors import ConfigError
-from grokking.pack.roles import check_together
+from grokking.training.together import check_together
 from grokking.preemption import StopSignals
 from grokking.progress import Progress
 from grokking.runlock import run_lock
@@ -120,9 +120,9 @@ class Loop:
             self.evaluate(fresh)
         with StopSignals() as signals:
             while True:
-                for run in runs:
-                    if run.running and run.done():
-                        run.end(COMPLETED)
+                finished, now = [r for r in runs if r.running and r.done()], time.time()
+                for run in finished:
+                    run.end(COMPLETED, at=now)
                 pending = [r.step for r in runs if r.running]
                 if not pending:
                     break

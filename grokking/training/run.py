@@ -164,10 +164,12 @@ class Run:
         self.record.write_summary({**self.summary(time.time()), "status": INTERRUPTED})
 
     # --- the end ---------------------------------------------------------------------------------
-    def end(self, status: str, error: Exception | None = None) -> None:
+    def end(self, status: str, error: Exception | None = None, at: float | None = None) -> None:
         """The run is over: its final summary, its curves and report (a completed run), and its
-        W&B run finished. ``error``: what ended it alone (divergence), kept as its outcome."""
-        self.status, self.ended_at = status, time.time()
+        W&B run finished. ``error``: what ended it alone (divergence), kept as its outcome; ``at``:
+        when its training ended (default now; runs of a pack ending together share it, so that
+        none counts another's report in its wall time)."""
+        self.status, self.ended_at = status, at or time.time()
         self.error = None if error is None else f"{type(error).__name__}: {error}"
         final = self.summary(self.ended_at)
         self.record.write_summary(final)

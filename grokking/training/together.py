@@ -1,7 +1,7 @@
-"""Which runs may be trained together in one pack: those that agree on every shape key of the
-schema (grokking/schema.py), on the shape of their op's table (add and sub over one p may share a
-pack; div, which drops b = 0, has fewer examples and may not), and on the settings of the process
-that trains them (``PACK_SETTINGS``)."""
+"""Which runs may be trained together (a pack, grokking/training/loop.py): those that agree on
+every shape key of the schema (grokking/schema.py), on the shape of their op's table (add and sub
+over one p may share a pack; div, which drops b = 0, has fewer examples and may not), and on the
+settings of the process that trains them (``PACK_SETTINGS``)."""
 from __future__ import annotations
 
 from omegaconf import DictConfig, OmegaConf
