@@ -10,8 +10,11 @@ that time per step (ms/step), and the same from the CPU time the process used (s
 time on a shared machine). Cases run interleaved (round 1 of every case, then round 2, ...), and
 the table gives medians over the ``--repeat`` rounds and each case's ratio to ``--reference``.
 
+Every timing records the load around it (scripts/timing.py): a loaded round is left out of the
+medians and a case with no quiet round has no figure.
+
 ``--pack [options]`` compares a grid trained as one pack with the same grid run one process after
-another (grokking/pack/bench.py; ``--pack --help`` lists its options).
+another (scripts/bench_pack.py; ``--pack --help`` lists its options).
 ``baseline_*`` cases are minimal loops written the way a researcher would (full data on the device,
 no DataLoader) and set the bar: ``baseline_transformer_eval100`` evaluates as danielmamay/grokking
 does (train and validation loss and accuracy every 100 steps), ``baseline_transformer`` and
@@ -24,19 +27,18 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from grokking.pack.bench import main as pack_bench
+from bench_pack import main as pack_bench
+from timing import OTHERS_LIMIT, describe, loaded_note, machine, timed
+
 QUAD_MLP = ["p=97", "frac=0.5"]
 POWER = ["experiment=power2022"]  # as shipped
 NO_METRICS = ["metrics.every=0"]
@@ -174,34 +176,33 @@ def run_case(name: str, max_steps: int, device: str, threads: int | None) -> Non
 
 
 def time_case(name: str, args) -> dict:
-    """Run one case in a fresh process; its wall and CPU seconds, from start to exit."""
+    """Run one case in a fresh process; its wall and CPU seconds, from start to exit, and the load."""
     command = [sys.executable, __file__, "--run-case", name, "--max-steps", str(args.max_steps), "--device", args.device]
     command += ["--threads", str(args.threads)] if args.threads else []
-    cpu_before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    start = time.perf_counter()
-    done = subprocess.run(command, capture_output=True, text=True)
-    wall = time.perf_counter() - start
-    cpu_after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    if done.returncode:
-        sys.exit(f"bench: case {name} failed:\n{done.stderr[-2000:]}")
-    result = json.loads(done.stdout.strip().splitlines()[-1])
-    cpu = (cpu_after.ru_utime - cpu_before.ru_utime) + (cpu_after.ru_stime - cpu_before.ru_stime)
-    return {**result, "seconds": round(wall, 2), "cpu_seconds": round(cpu, 2)}
+    timing, stdout = timed(command, f"case {name}")
+    result = json.loads(stdout.strip().splitlines()[-1])
+    return {**result, **timing, "seconds": round(timing["wall_s"], 2), "cpu_seconds": round(timing["cpu_s"], 2)}
 
 
-def summarise(runs: list[dict]) -> dict:
-    """Medians over the rounds (the step counts are the same in every round)."""
-    median = {key: statistics.median(run[key] for run in runs) for key in ("seconds", "cpu_seconds")}
-    steps = runs[0]["steps"]
-    return {"steps": steps, "grok_step": runs[0]["grok_step"], **median, "runs": len(runs),
+def summarise(runs: list[dict]) -> dict | None:
+    """Medians over the quiet rounds (the step counts are the same in every round); None if none."""
+    quiet = [run for run in runs if not run["loaded"]]
+    if not quiet:
+        return None
+    median = {key: statistics.median(run[key] for run in quiet) for key in ("seconds", "cpu_seconds")}
+    steps = quiet[0]["steps"]
+    return {"steps": steps, "grok_step": quiet[0]["grok_step"], **median, "runs": len(quiet), "loaded_runs": len(runs) - len(quiet),
             "ms_per_step": 1000 * median["seconds"] / steps, "cpu_ms_per_step": 1000 * median["cpu_seconds"] / steps}
 
 
 def print_table(results: dict, reference: str | None) -> None:
-    ref = results.get(reference)
+    ref = results.get(reference) or None
     print(f"\n{'case':30s} {'99% at':>7s} {'ms/step':>8s} {'s to 99%':>9s} {'cpu ms/step':>12s} {'cpu s':>7s}"
           + (f" {'ms/step ratio':>14s} {'s ratio':>8s} {'cpu ratio':>10s}" if ref else ""))
     for name, r in results.items():
+        if r is None:
+            print(f"{name:30s} every round was loaded (other processes used more than {OTHERS_LIMIT} cores): no figure")
+            continue
         grok = f"{r['grok_step']:>7d}" if r["grok_step"] else f"{'-':>7s}"
         line = (f"{name:30s} {grok} {r['ms_per_step']:8.1f} {r['seconds']:9.1f} "
                 f"{r['cpu_ms_per_step']:12.1f} {r['cpu_seconds']:7.1f}")
@@ -231,16 +232,17 @@ def main() -> None:
     unknown = [name for name in names if name not in CASES]
     if unknown:
         parser.error(f"--cases {unknown[0]}: no such case; allowed: {', '.join(CASES)}")
-    print(f"device: {args.device} ({torch.cuda.get_device_name() if args.device.startswith('cuda') else 'CPU'}), "
-          f"torch {torch.__version__}, threads {args.threads or torch.get_num_threads()}")
+    host = machine()
+    print(f"device: {args.device}; {describe(host)}; torch {torch.__version__}, threads {args.threads or torch.get_num_threads()}")
     runs = {name: [] for name in names}
     for round_number in range(1, args.repeat + 1):
         for name in names:
             runs[name].append(time_case(name, args))
-            print(f"round {round_number} {name}: {runs[name][-1]}", flush=True)
+            print(f"round {round_number} {name}: {runs[name][-1]}{loaded_note(runs[name][-1])}", flush=True)
         results = {name: summarise(case_runs) for name, case_runs in runs.items()}
         if args.json:
-            setup = {"device": args.device, "torch": torch.__version__, "threads": args.threads, "rounds": round_number}
+            setup = {"device": args.device, "machine": host, "threads": args.threads, "rounds": round_number,
+                     "others_limit_cores": OTHERS_LIMIT}
             args.json.write_text(json.dumps({**setup, "results": results, "runs": runs}, indent=2) + "\n")
     print_table(results, args.reference)
 

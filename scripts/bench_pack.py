@@ -15,30 +15,23 @@ set-up, training, evaluations and the end of each run included):
 
 The cases run in rounds (solo, unpacked, packed, then again), and the medians of the rounds are
 compared; where a case skips ``unpacked`` (the GPU cases: 256 runs one after another would take
-hours) its time is estimated as M x solo and says so. Each timing records the load average before
-and after and the CPU time the rest of the machine used meanwhile (from /proc/stat, less the
-timed process's own): a timing during which other processes used more than ``OTHERS_LIMIT``
-cores is marked ``loaded`` and left out of the medians, and a case with no quiet round reports
-no figure. The load average is recorded but does not decide, because it still holds the previous
-timing's own load for a minute after it. ``--json`` writes every timing, the machine and its
-measured matrix-product rate (the practical peak the FLOP rates compare to).
+hours) its time is estimated as M x solo and says so. Every timing records the load around it
+(scripts/timing.py): a round with a loaded timing is left out of the medians, and a case with no
+quiet round reports no figure. ``--json`` writes every timing, the machine and its measured
+matrix-product rate (the practical peak the FLOP rates compare to).
 """
 from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
-import resource
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
+from timing import OTHERS_LIMIT, describe, loaded_note, machine, timed
+
 COMMON = ["eval_every=50", "metrics.every=0", "checkpoint_every=1000000", "progress=none", "logger=none"]
-OTHERS_LIMIT = 0.2  # cores that other processes may use during a timing before it counts as loaded
 # name: (recipe, members, steps, device, time the unpacked grid); the CPU pair are the issue's
 # targets (docs/packing_speed.md), the GPU cases its 64- and 256-member grids
 CASES = {
@@ -49,28 +42,6 @@ CASES = {
     "nanda2023_64": (["experiment=nanda2023"], 64, 1000, "cuda", False),
     "nanda2023_256": (["experiment=nanda2023"], 256, 1000, "cuda", False),
 }
-
-
-def busy_seconds() -> float:
-    """CPU seconds the whole machine has spent busy (every core, /proc/stat's first line)."""
-    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    idle = fields[3] + fields[4]  # idle and iowait
-    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
-
-
-def timed(args: list[str]) -> dict:
-    """Run one command; its wall and CPU seconds, the load around it and the others' share."""
-    load_before, busy_before = os.getloadavg()[0], busy_seconds()
-    before, started = resource.getrusage(resource.RUSAGE_CHILDREN), time.perf_counter()
-    done = subprocess.run(args, capture_output=True, text=True)
-    wall = time.perf_counter() - started
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    if done.returncode != 0:
-        raise SystemExit(f"bench: {' '.join(args)} exited {done.returncode}: {done.stderr.strip()[-2000:]}")
-    cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
-    others = max(0.0, busy_seconds() - busy_before - cpu) / wall
-    return {"wall_s": wall, "cpu_s": cpu, "load_before": load_before, "load_after": os.getloadavg()[0],
-            "others_cores": others, "loaded": others > OTHERS_LIMIT}
 
 
 def loop_seconds(out: Path, packed: bool) -> float:
@@ -98,11 +69,11 @@ def run_case(name: str, repeat: int) -> dict:
         for kind in kinds:
             with tempfile.TemporaryDirectory() as tmp:
                 out = Path(tmp)
-                timings[kind] = timed(commands(recipe, members, steps, device, out)[kind])
+                timings[kind], _ = timed(commands(recipe, members, steps, device, out)[kind], f"{name} {kind}")
                 timings[kind]["loop_s"] = loop_seconds(out, kind == "packed")
         rounds.append(timings)
         print(f"  {name} round {len(rounds)}: " + ", ".join(
-            f"{k} {t['wall_s']:.1f} s{' (loaded)' if t['loaded'] else ''}" for k, t in timings.items()), flush=True)
+            f"{k} {t['wall_s']:.1f} s{loaded_note(t)}" for k, t in timings.items()), flush=True)
     return {"recipe": recipe, "members": members, "steps": steps, "device": device, "rounds": rounds,
             "flops_per_member_step": flops_per_member_step(recipe), **figures(rounds, members, unpacked)}
 
@@ -137,24 +108,6 @@ def flops_per_member_step(recipe: list[str]) -> float | None:
     return 6.0 * len(data.train_idx) * dense
 
 
-def machine() -> dict:
-    import torch
-
-    a = torch.randn(1024, 1024)
-    torch.mm(a, a)
-    started = time.perf_counter()
-    for _ in range(20):
-        torch.mm(a, a)
-    matmul = 20 * 2 * 1024**3 / (time.perf_counter() - started)
-    model = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                  if line.startswith("model name")), platform.processor())
-    gpu = torch.cuda.get_device_name() if torch.cuda.is_available() else None
-    return {"cpu": model, "cores": os.cpu_count(), "gpu": gpu, "torch": torch.__version__,
-            "python": platform.python_version(), "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-            "commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip(),
-            "matmul_gflops_fp32_1024": matmul / 1e9}
-
-
 def report(name: str, r: dict) -> None:
     if not r["quiet_rounds"]:
         print(f"{name}: {r['verdict']}")
@@ -182,8 +135,7 @@ def main(argv: list[str] | None = None) -> None:
     if unknown:
         raise SystemExit(f"bench: unknown case {unknown[0]}; allowed: {', '.join(CASES)}")
     result = {"machine": machine(), "others_limit_cores": OTHERS_LIMIT, "cases": {}}
-    print(f"{result['machine']['cpu']}, {result['machine']['cores']} cores, GPU {result['machine']['gpu']}; "
-          f"load average {os.getloadavg()[0]:.2f}; fp32 matrix product {result['machine']['matmul_gflops_fp32_1024']:.0f} GFLOP/s")
+    print(describe(result["machine"]), flush=True)
     for name in names:
         result["cases"][name] = run_case(name, args.repeat)
         report(name, result["cases"][name])
