@@ -1,4 +1,4 @@
-"""Optimizers, the learning-rate warmup, and the Grokfast gradient filters."""
+"""Optimizers (with ⊥Grad where asked), the learning-rate warmup, and the Grokfast gradient filters."""
 from __future__ import annotations
 
 from collections import deque
@@ -7,16 +7,44 @@ import torch
 
 from grokking.errors import ConfigError
 
+# ⊥Grad's guard against dividing by zero, in both of its denominators (Prieto et al.'s orthograd.py)
+ORTHOGONAL_EPS = 1e-30
 
 
 def build_optimizer(cfg, params) -> torch.optim.Optimizer:
-    name, lr, wd = cfg.name, cfg.lr, cfg.weight_decay
+    """The torch optimizer of ``cfg``; with ``cfg.orthogonal`` each step first applies ⊥Grad
+    (``orthogonalize_``) to the gradients it is about to use, after any Grokfast filter."""
+    name, lr, wd, params = cfg.name, cfg.lr, cfg.weight_decay, list(params)
     if name in ("adamw", "adam"):
         kind = torch.optim.AdamW if name == "adamw" else torch.optim.Adam
-        return kind(params, lr=lr, weight_decay=wd, betas=tuple(cfg.betas), eps=cfg.eps)
-    if name == "sgd":
-        return torch.optim.SGD(params, lr=lr, weight_decay=wd, momentum=cfg.momentum, nesterov=cfg.nesterov)
-    raise ConfigError(f"unknown optimizer '{name}'; allowed: adamw, adam, sgd")
+        optimizer = kind(params, lr=lr, weight_decay=wd, betas=tuple(cfg.betas), eps=cfg.eps)
+    elif name == "sgd":
+        optimizer = torch.optim.SGD(params, lr=lr, weight_decay=wd, momentum=cfg.momentum, nesterov=cfg.nesterov)
+    else:
+        raise ConfigError(f"unknown optimizer '{name}'; allowed: adamw, adam, sgd")
+    if cfg.orthogonal:
+        optimizer.register_step_pre_hook(lambda opt, args, kwargs: orthogonalize_(params))
+    return optimizer
+
+
+@torch.no_grad()
+def orthogonalize_(params) -> None:
+    """⊥Grad (Prieto, Barsbey, Mediano & Birdal 2025, "Grokking at the Edge of Numerical
+    Stability"; their code: orthograd.py ``OrthoGrad._orthogonalize_gradients``), in
+    place, tensor by tensor: the gradient g of a parameter θ loses its component along θ,
+
+        g⊥ = g - (θ·g) / (θ·θ + ε) θ,
+
+    and is rescaled to g's norm, g ← g⊥ ‖g‖ / (‖g⊥‖ + ε), with ε = ORTHOGONAL_EPS. The step can
+    then no longer just scale the weights up (the "naïve loss minimisation" direction that the
+    paper finds drives softmax collapse); weight decay still acts on θ itself."""
+    for param in params:
+        if param.grad is None:
+            continue
+        w, g = param.reshape(-1), param.grad.reshape(-1)
+        g_orth = g - torch.dot(w, g) / (torch.dot(w, w) + ORTHOGONAL_EPS) * w
+        g_orth.mul_(torch.linalg.vector_norm(g) / (torch.linalg.vector_norm(g_orth) + ORTHOGONAL_EPS))
+        param.grad.copy_(g_orth.view_as(param.grad))
 
 
 def set_warmup_lr(optimizer, cfg: dict, step: int) -> None:

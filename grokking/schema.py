@@ -63,8 +63,8 @@ def choices(name: str, *options: str) -> type[Choice]:
 
 
 Activation = choices("Activation", "relu", "gelu", "silu", "tanh", "quad", "identity")
-Loss = choices("Loss", "ce", "mse")
-LossDtype = choices("LossDtype", "float32", "float64")
+Loss = choices("Loss", "ce", "mse", "stablemax")
+LossDtype = choices("LossDtype", "float32", "float64", "float16", "bfloat16")
 EvalSchedule = choices("EvalSchedule", "linear", "log", "log_linear")
 ProgressMode = choices("ProgressMode", "auto", "bar", "lines", "none")
 Normalise = choices("Normalise", "unit", "standard")
@@ -199,6 +199,7 @@ class Optimizer:
     lr: float = member(gt=0)
     weight_decay: float = member(min=0)
     warmup_steps: int = member(min=0)
+    orthogonal: bool = member()
 
 
 @dataclass

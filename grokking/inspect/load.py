@@ -15,7 +15,7 @@ from torch import nn
 from grokking.data import Dataset, build_dataset
 from grokking.errors import ConfigError
 from grokking.models import build_model
-from grokking.training.weights import load_weights
+from grokking.training.engines import build
 
 
 @dataclass
@@ -48,8 +48,4 @@ def load_checkpoint(source) -> Loaded:
 def initial_model(cfg: DictConfig, data: Dataset) -> nn.Module:
     """The run's model at step 0, rebuilt as training built it (same seed, same init_from), since
     snapshots start at the first checkpoint_every."""
-    torch.manual_seed(cfg.seed)
-    model = build_model(cfg, data)
-    if cfg.get("init_from"):
-        load_weights(model, cfg.init_from)
-    return model.eval()
+    return build.initial_model(cfg, data).eval()

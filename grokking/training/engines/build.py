@@ -11,6 +11,7 @@ from grokking.data import Dataset, build_dataset
 from grokking.models import build_model
 from grokking.optim import build_grad_filter, build_optimizer
 from grokking.training.batches import Batches, seeded_batches
+from grokking.training.loss import check_loss
 from grokking.training.weights import load_weights
 
 
@@ -24,17 +25,24 @@ class Member:
     batches: Batches
 
 
-def build_member(cfg: DictConfig, device, fresh: bool) -> Member:
-    """Data and split, then ``torch.manual_seed(seed)``, the model, ``init_from`` (a ``fresh``
-    run only: a continued one has its weights in its checkpoint), and seeded minibatches. The
-    optimizer and filter are built once here too, for their checks of the values (lr, wd, ...).
-    Raises ConfigError for a value of this run's that cannot be built."""
-    data = build_dataset(cfg).to(device)
+def initial_model(cfg: DictConfig, data: Dataset, init_from: bool = True) -> nn.Module:
+    """The model a fresh run starts from: ``torch.manual_seed(seed)``, the model, then (with
+    ``init_from``) the weights of ``cfg.init_from`` where it is set; on the CPU."""
     torch.manual_seed(cfg.seed)
     model = build_model(cfg, data)
-    if cfg.init_from and fresh:
+    if init_from and cfg.get("init_from"):
         load_weights(model, cfg.init_from)
-    model.to(device)
+    return model
+
+
+def build_member(cfg: DictConfig, device, fresh: bool) -> Member:
+    """Data and split, then the initial model (``init_from`` only for a ``fresh`` run: a continued
+    one has its weights in its checkpoint), and seeded minibatches. The loss, optimizer and filter
+    are checked here too (lr, wd, ...). Raises ConfigError for a value of this run's that cannot
+    be built."""
+    data = build_dataset(cfg).to(device)
+    model = initial_model(cfg, data, init_from=fresh).to(device)
+    check_loss(str(cfg.loss), str(cfg.loss_dtype))
     build_optimizer(cfg.optimizer, model.parameters())
     build_grad_filter(cfg.grokfast, model.parameters())
     return Member(cfg, data, model, seeded_batches(cfg, len(data.train_idx), device))

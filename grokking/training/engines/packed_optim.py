@@ -1,5 +1,5 @@
-"""AdamW, Adam, SGD and the Grokfast filters over stacked parameters, each member with its own
-hyperparameters.
+"""AdamW, Adam, SGD (each with or without ⊥Grad) and the Grokfast filters over stacked parameters,
+each member with its own hyperparameters.
 
 The arithmetic follows torch.optim's single-tensor implementations (the one used for CPU tensors)
 step by step: per-member scalars are computed in Python doubles as torch does, then applied as
@@ -12,6 +12,7 @@ from __future__ import annotations
 import torch
 
 from grokking.errors import ConfigError
+from grokking.optim import ORTHOGONAL_EPS
 
 OPTIMIZERS = ("adamw", "adam", "sgd")
 
@@ -51,6 +52,7 @@ class PackedOptimizer:
         self.lr = [float(c.lr) for c in cfgs]
         self.weight_decay = [float(c.weight_decay) for c in cfgs]
         self.warmup = [int(c.warmup_steps) for c in cfgs]
+        self.orthogonal = [bool(c.orthogonal) for c in cfgs]
         if self.name == "sgd":
             self.momentum = [float(c.momentum) for c in cfgs]
             self.nesterov = [bool(c.nesterov) for c in cfgs]
@@ -72,13 +74,15 @@ class PackedOptimizer:
         """The per-member scalars of this step, computed on the host (a captured step copies
         them into its graph's input, grokking/training/engines/capture.py)."""
         lrs = [warmup_lr(lr, w, s) for lr, w, s in zip(self.lr, self.warmup, steps)]
+        orthogonal = {"orthogonal": self.orthogonal} if any(self.orthogonal) else {}
         if self.name == "sgd":
             return {"first": [s == 0 for s in steps], "momentum": self.momentum, "wd": self.weight_decay,
-                    "nesterov": self.nesterov, "neg_lr": [-lr for lr in lrs]}
+                    "nesterov": self.nesterov, "neg_lr": [-lr for lr in lrs], **orthogonal}
         t = [s + 1.0 for s in steps]  # torch's state "step" after its increment
         b1 = [b for b, _ in self.betas]
         b2 = [b for _, b in self.betas]
         return {
+            **orthogonal,
             "decay": [1 - lr * wd for lr, wd in zip(lrs, self.weight_decay)],
             "wd": self.weight_decay,
             "one_minus_b1": [1 - b for b in b1],
@@ -97,11 +101,18 @@ class PackedOptimizer:
         else:
             self.adam(coefs)
 
+    def gradient(self, param: torch.Tensor, c: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The gradient the step uses: ``param.grad``, after ⊥Grad for the members that ask for it
+        (a new tensor: ``.grad`` keeps the raw gradients)."""
+        if "orthogonal" not in c:
+            return param.grad
+        return torch.where(c["orthogonal"].bool(), orthogonal_gradient(param, param.grad), param.grad)
+
     def adam(self, coefs: dict[str, torch.Tensor]) -> None:
         decoupled = self.name == "adamw"
         for i, param in enumerate(self.params):
             c = {k: per_member(v, param) for k, v in coefs.items()}
-            grad, exp_avg, exp_avg_sq = param.grad, self.state["exp_avg"][i], self.state["exp_avg_sq"][i]
+            grad, exp_avg, exp_avg_sq = self.gradient(param, c), self.state["exp_avg"][i], self.state["exp_avg_sq"][i]
             if decoupled:
                 param.mul_(c["decay"])
             else:
@@ -114,7 +125,7 @@ class PackedOptimizer:
     def sgd(self, coefs: dict[str, torch.Tensor]) -> None:
         for i, param in enumerate(self.params):
             c = {k: per_member(v, param) for k, v in coefs.items()}
-            grad = param.grad + param * c["wd"]
+            grad = self.gradient(param, c) + param * c["wd"]
             buf = self.state["momentum_buffer"][i]
             buf.copy_(torch.where(c["first"].bool(), grad, buf * c["momentum"] + grad))
             update = torch.where(c["nesterov"].bool(), grad + buf * c["momentum"], buf)
@@ -150,6 +161,16 @@ class PackedOptimizer:
             for key, ts in self.state.items():
                 value = held.get(key)
                 ts[k][i] = 0 if value is None else value.to(ts[k].device)
+
+
+def orthogonal_gradient(param: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
+    """``grokking.optim.orthogonalize_`` on each member's slice of a stacked parameter: every
+    member's gradient without its component along that member's weights, rescaled to its norm."""
+    w, g = param.flatten(1), grad.flatten(1)
+    along = (w * g).sum(dim=1) / ((w * w).sum(dim=1) + ORTHOGONAL_EPS)
+    g_orth = g - along[:, None] * w
+    scale = torch.linalg.vector_norm(g, dim=1) / (torch.linalg.vector_norm(g_orth, dim=1) + ORTHOGONAL_EPS)
+    return (g_orth * scale[:, None]).view_as(grad)
 
 
 class PackedGradFilter:
