@@ -75,7 +75,7 @@ LayerNorm = choices("LayerNorm", "none", "pre", "post")
 Readout = choices("Readout", "last", "mean")
 TransformerInit = choices("TransformerInit", "nanda", "torch")
 WandbMode = choices("WandbMode", "offline", "online", "disabled")
-SEQUENCES = ("a b =", "a ∘ b =", "a op b =")
+SEQUENCES = ("a b =", "a ∘ b =", "a op b =", "a b c =", "a ∘ b ∘ c =")
 
 
 # --- root ---------------------------------------------------------------------------------------
@@ -141,6 +141,15 @@ class Mnist(Digits):
     dir: str = shape()
     download: bool = runtime()
     mirrors: list[str] = field(default_factory=list, metadata={"role": RUNTIME})
+
+
+@dataclass
+class Parity:
+    name: str = shape()
+    n_bits: int = shape(min=1)
+    k: int = member(min=1)
+    samples: int = shape(min=2)
+    seed: int = shape()
 
 
 # --- op -----------------------------------------------------------------------------------------
@@ -275,7 +284,7 @@ class Wandb(Logger):
 # Each group's options and their classes; a YAML option names its class in its defaults list as
 # `/schema/<group>/<class key>@_here_`. `roles` of a group choice itself: GROUP_ROLES.
 SCHEMAS: dict[str, dict[str, type]] = {
-    "data": {"arithmetic": Arithmetic, "digits": Digits, "mnist": Mnist},
+    "data": {"arithmetic": Arithmetic, "digits": Digits, "mnist": Mnist, "parity": Parity},
     "op": {"op": Op, "pow_mn": PowOp, "expr": ExprOp},
     "model": {"mlp": MLP, "transformer": Transformer},
     "optimizer": {"adam": Adam, "sgd": SGD},

@@ -98,7 +98,10 @@ class PackedRun:
 
     def chunks(self, rows: int) -> list[slice]:
         """The members in runs of about equal size, each holding at most CHUNK_FLOATS
-        activations of ``rows`` rows."""
+        activations of ``rows`` rows, on a CPU; on a GPU the whole pack (its memory holds it,
+        and one launch per operation for all members is what it wants)."""
+        if self.device.type != "cpu":
+            return [slice(0, len(self))]
         widest = max(t.shape[-1] for t in self.params.values())
         n = math.ceil(len(self) / max(1, CHUNK_FLOATS // (rows * widest)))
         size = math.ceil(len(self) / n)

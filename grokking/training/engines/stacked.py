@@ -88,20 +88,15 @@ class MemberLinear(torch.autograd.Function):
     inputs in place: one pass over the activations where autograd's square takes three."""
 
     @staticmethod
-    def forward(h: torch.Tensor, weight: torch.Tensor, square: bool) -> torch.Tensor:
+    def forward(ctx, h: torch.Tensor, weight: torch.Tensor, square: bool) -> torch.Tensor:
         a = h * h if square else h
+        ctx.square = square
+        ctx.save_for_backward(h, weight, a)  # the squares too: recomputing them costs a pass
         return torch.bmm(weight, a.transpose(1, 2)).transpose(1, 2)
 
     @staticmethod
-    def setup_context(ctx, inputs, output):
-        h, weight, square = inputs
-        ctx.square = square
-        ctx.save_for_backward(h, weight)
-
-    @staticmethod
     def backward(ctx, grad: torch.Tensor):
-        h, weight = ctx.saved_tensors
-        a = h * h if ctx.square else h
+        h, weight, a = ctx.saved_tensors
         weight_grad = torch.bmm(grad.transpose(1, 2), a)
         if not ctx.square:
             return torch.bmm(grad, weight), weight_grad, None
