@@ -13,6 +13,7 @@ from grokking.dataset import Dataset
 from grokking.errors import ConfigError
 from grokking.images import digits, mnist
 from grokking.ops import make_table
+from grokking.parity import sparse_parity
 
 
 
@@ -34,7 +35,7 @@ def split_indices(n_total: int, split_cfg) -> tuple[np.ndarray, np.ndarray]:
 
 def arithmetic(cfg) -> Dataset:
     table = make_table(cfg.op, cfg.p)
-    inputs = torch.from_numpy(np.stack([table.a, table.b], axis=1))
+    inputs = torch.from_numpy(table.operands)
     train, val = split_indices(len(table.labels), cfg.split)
     modulus = None if cfg.op.name.startswith("s5_") else table.n_values
     return Dataset(
@@ -48,7 +49,20 @@ def arithmetic(cfg) -> Dataset:
     )
 
 
-BUILDERS = {"arithmetic": arithmetic, "mnist": mnist, "digits": digits}
+def parity(cfg) -> Dataset:
+    """Sparse parity (grokking/parity.py): float 0/1 inputs, two classes, split by ``cfg.split``."""
+    bits, labels, _ = sparse_parity(cfg.data)
+    train, val = split_indices(len(labels), cfg.split)
+    return Dataset(
+        inputs=torch.from_numpy(bits.astype(np.float32)),
+        labels=torch.from_numpy(labels),
+        train_idx=torch.from_numpy(train),
+        val_idx=torch.from_numpy(val),
+        n_classes=2,
+    )
+
+
+BUILDERS = {"arithmetic": arithmetic, "mnist": mnist, "digits": digits, "parity": parity}
 
 
 def build_dataset(cfg) -> Dataset:

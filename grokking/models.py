@@ -98,6 +98,10 @@ class MLP(nn.Module):
         logits = self.readout(h)
         return (logits, feats) if features else logits
 
+    def last_hidden(self, features: dict) -> torch.Tensor:
+        """What the readout reads: the activation of the last hidden layer, from ``features``."""
+        return self.act(features[f"layer{len(features)}"])
+
     def offsets(self, x: torch.Tensor) -> torch.Tensor:
         """Token ids shifted into each operand's block of the stacked per-operand tables."""
         return x + self.n_values * torch.arange(self.n_operands, device=x.device)
@@ -183,23 +187,31 @@ class Block(nn.Module):
         return x + self.fc_out(self.act(pre)), pre
 
 
-SEQUENCES = {"a b =": ("a", "b", "="), "a ∘ b =": ("a", "∘", "b", "="), "a op b =": ("a", "∘", "b", "=")}
+SEQUENCES = {"a b =": ("a", "b", "="), "a ∘ b =": ("a", "∘", "b", "="), "a op b =": ("a", "∘", "b", "="),
+             "a b c =": ("a", "b", "c", "="), "a ∘ b ∘ c =": ("a", "∘", "b", "∘", "c", "=")}
+OPERANDS = ("a", "b", "c")
 
 
 class Transformer(nn.Module):
-    """A decoder-style transformer reading the sequence ``a b =`` or ``a ∘ b =``.
+    """A decoder-style transformer reading the sequence ``a b =`` or ``a ∘ b =`` (``a b c =`` or
+    ``a ∘ b ∘ c =`` for three operands).
 
     The vocabulary is the token values followed by ``∘`` and ``=``; positions are learned; the
     logits come from the last position or the mean over positions (``readout``).
     """
 
-    def __init__(self, cfg, n_classes: int, n_values: int):
+    def __init__(self, cfg, n_classes: int, n_values: int, n_operands: int = 2):
         super().__init__()
         width, heads = cfg.width, cfg.heads
         if width % heads:
             raise ConfigError(f"model.heads={heads} does not divide model.width={width}")
         self.readout = str(cfg.readout)
         self.sequence = SEQUENCES[cfg.sequence]
+        reads = sum(symbol in OPERANDS for symbol in self.sequence)
+        if reads != n_operands:
+            fits = [name for name, symbols in SEQUENCES.items() if sum(s in OPERANDS for s in symbols) == n_operands]
+            raise ConfigError(f"model.sequence='{cfg.sequence}' reads {reads} operands and this op has {n_operands}; "
+                              f"allowed: {', '.join(repr(f) for f in fits)}")
         # runs recorded before model.init existed resume with their weights, whatever the init
         init = cfg.get("init", "torch")
         self.n_values = n_values
@@ -233,7 +245,7 @@ class Transformer(nn.Module):
         special = {"∘": self.n_values, "=": self.n_values + 1}
         columns, operand = [], iter(range(x.shape[1]))
         for symbol in self.sequence:
-            columns.append(x[:, next(operand)] if symbol in ("a", "b") else torch.full_like(x[:, 0], special[symbol]))
+            columns.append(x[:, next(operand)] if symbol in OPERANDS else torch.full_like(x[:, 0], special[symbol]))
         return torch.stack(columns, dim=1)
 
     def pool(self, h):
@@ -249,6 +261,11 @@ class Transformer(nn.Module):
                 feats[f"block{i}.resid"] = self.pool(h)
         logits = self.unembed(self.ln_final(self.pool(h)))
         return (logits, feats) if features else logits
+
+    def last_hidden(self, features: dict) -> torch.Tensor:
+        """What the unembedding reads: the last block's residual stream at the readout, after the
+        final LayerNorm (pre-LN only), from ``features``."""
+        return self.ln_final(features[f"block{len(self.blocks) - 1}.resid"])
 
     def token_maps(self) -> list[torch.Tensor]:
         """Nanda et al.'s W_neur: token embedding through the first block's OV circuit into its MLP.
@@ -286,5 +303,5 @@ def build_model(cfg, data) -> nn.Module:
     if name == "transformer":
         if not data.n_values:
             raise ConfigError("model=transformer reads tokens; use model=mlp for vector inputs")
-        return Transformer(cfg.model, data.n_classes, data.n_values)
+        return Transformer(cfg.model, data.n_classes, data.n_values, data.inputs.shape[1])
     raise ConfigError(f"unknown model '{name}'; allowed: mlp, transformer")

@@ -1,9 +1,9 @@
-"""Binary operations whose full tables are the data sets.
+"""Binary and three-operand operations whose full tables are the data sets.
 
-Each modular op is one line: a function of integer arrays ``a, b`` (values in [0, p)) and the
-modulus ``p`` that returns ``(labels, keep)``: the answer in [0, p) for every pair, and a mask of
-the pairs that belong to the table (division drops y = 0). Intermediate values are reduced mod p
-at every product, so no op overflows int64 for any p < 2**31.
+Each modular op is one line: a function of integer arrays ``a, b`` (and ``c`` for three operands;
+values in [0, p)) and the modulus ``p`` that returns ``(labels, keep)``: the answer in [0, p) for
+every tuple, and a mask of the tuples that belong to the table (division drops y = 0).
+Intermediate values are reduced mod p at every product, so no op overflows int64 for any p < 2**31.
 """
 from __future__ import annotations
 
@@ -53,6 +53,16 @@ MODULAR_OPS = {
     "x3_y": lambda a, b, p: ((a * a % p * a + b) % p, ALL),
 }
 
+# Three operands, the open direction of seed 000 (section 9.1: "(a + b + c) mod p"): p**3 rows.
+THREE_OPERAND_OPS = {
+    "add3": lambda a, b, c, p: ((a + b + c) % p, ALL),
+}
+# The largest p of a three-operand table (p**3 rows). Measured with the default MLP (width 512, full
+# batch, default metrics): about 9 kB per row at the peak (the evaluation's features of every row
+# and the feature rank's float64 copy), 4.5 GB at p 79; p 113 needs about 13 GB, p 127 about 18 GB
+# (docs/methods.md).
+MAX_THREE_OPERAND_P = 113
+
 S5_OPS = {
     "s5_xy": lambda x, y: compose(x, y),
     "s5_xyx_inv": lambda x, y: compose(compose(x, y), invert(x)),
@@ -74,36 +84,41 @@ def invert(x: tuple) -> tuple:
 
 @dataclass(frozen=True)
 class Table:
-    """The full table of an operation: operand pairs, labels, and the number of token values."""
+    """The full table of an operation: operand tuples, labels, and the number of token values."""
 
-    a: np.ndarray
-    b: np.ndarray
+    operands: np.ndarray  # (rows, 2 or 3) int64
     labels: np.ndarray
     n_values: int  # operands and labels are in [0, n_values)
 
 
 def op_names() -> list[str]:
-    return sorted([*MODULAR_OPS, *S5_OPS, "pow_mn", "expr"])
+    return sorted([*MODULAR_OPS, *THREE_OPERAND_OPS, *S5_OPS, "pow_mn", "expr", "expr3"])
 
 
 def make_table(op_cfg, p: int) -> Table:
-    """Build the table of ``op_cfg.name`` (with ``m, n`` for pow_mn, ``expr`` for expr)."""
+    """Build the table of ``op_cfg.name`` (with ``m, n`` for pow_mn, ``expr`` for expr and expr3)."""
     name = op_cfg.name
     if name in S5_OPS:
         return s5_table(S5_OPS[name])
     if p < 2:
         raise ConfigError(f"p={p} is too small: the modulus must be an integer >= 2")
-    if name in NEEDS_PRIME or (name == "expr" and "/" in str(op_cfg.expr)):
+    if name in NEEDS_PRIME or (name in ("expr", "expr3") and "/" in str(op_cfg.expr)):
         check_prime(name, p)
+    operands = 3 if name in (*THREE_OPERAND_OPS, "expr3") else 2
+    if operands == 3 and p > MAX_THREE_OPERAND_P:
+        raise ConfigError(f"p={p} makes op {name}'s table {p}**3 = {p**3} rows, about {9e-6 * p**3:.0f} GB "
+                          f"for the default MLP (docs/methods.md); allowed: p <= {MAX_THREE_OPERAND_P} for three operands")
     if name == "pow_mn":
         fn = pow_mn(int(op_cfg.m), int(op_cfg.n))
-    elif name == "expr":
-        fn = parse_expr(op_cfg.expr)
+    elif name in ("expr", "expr3"):
+        fn = parse_expr(op_cfg.expr, ("a", "b", "c")[:operands])
     elif name in MODULAR_OPS:
         fn = MODULAR_OPS[name]
+    elif name in THREE_OPERAND_OPS:
+        fn = THREE_OPERAND_OPS[name]
     else:
         raise ConfigError(f"unknown op '{name}'; allowed: {', '.join(op_names())}")
-    return modular_table(fn, p)
+    return modular_table(fn, p, operands)
 
 
 NEEDS_PRIME = {"div", "div_odd_else_sub"}
@@ -115,12 +130,15 @@ def check_prime(name: str, p: int) -> None:
         raise ConfigError(f"op {name} divides, so p must be prime; p={p} is not")
 
 
-def modular_table(fn, p: int) -> Table:
-    a, b = (v.ravel().astype(np.int64) for v in np.meshgrid(np.arange(p), np.arange(p), indexing="ij"))
-    labels, keep = fn(a, b, p)
+def modular_table(fn, p: int, n_operands: int = 2) -> Table:
+    """Every tuple of ``n_operands`` values in [0, p), the first operand slowest."""
+    grid = np.meshgrid(*[np.arange(p, dtype=np.int64)] * n_operands, indexing="ij")
+    operands = np.stack([v.ravel() for v in grid], axis=1)
+    labels, keep = fn(*operands.T, p)
+    labels = np.asarray(labels, dtype=np.int64) % p
     if keep is not None:
-        a, b, labels = a[keep], b[keep], labels[keep]
-    return Table(a=a, b=b, labels=np.asarray(labels, dtype=np.int64) % p, n_values=p)
+        operands, labels = operands[keep], labels[keep]
+    return Table(operands=operands, labels=labels, n_values=p)
 
 
 def pow_mn(m: int, n: int):
@@ -134,51 +152,53 @@ def s5_table(fn) -> Table:
     perms = list(itertools.permutations(range(5)))
     index = {perm: i for i, perm in enumerate(perms)}
     pairs = [(i, j) for i in range(len(perms)) for j in range(len(perms))]
-    a = np.array([i for i, _ in pairs], dtype=np.int64)
-    b = np.array([j for _, j in pairs], dtype=np.int64)
     labels = np.array([index[fn(perms[i], perms[j])] for i, j in pairs], dtype=np.int64)
-    return Table(a=a, b=b, labels=labels, n_values=len(perms))
+    return Table(operands=np.array(pairs, dtype=np.int64), labels=labels, n_values=len(perms))
 
 
 # --- user-defined expressions: a safe evaluator over a whitelist of AST nodes -------------------
 
 _BINARY = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul}
-EXPR_HELP = "use a, b, integers, + - * /, ** with a non-negative integer exponent, and parentheses"
 
 
-def parse_expr(text) -> callable:
-    """Compile an expression like ``a*a + a*b`` into a modular op, refusing anything else.
+def expr_help(names: tuple[str, ...]) -> str:
+    return f"use {', '.join(names)}, integers, + - * /, ** with a non-negative integer exponent, and parentheses"
 
-    Only the names ``a`` and ``b``, integer constants, ``+ - * /``, ``**`` with a constant
-    exponent, unary minus and parentheses are accepted; ``/`` multiplies by the modular inverse
-    and drops the pairs whose divisor is 0 mod p. Nothing is ever passed to ``eval``.
+
+def parse_expr(text, names: tuple[str, ...] = ("a", "b")) -> callable:
+    """Compile an expression like ``a*a + a*b`` into a modular op of the operands ``names``
+    (``a, b``, or ``a, b, c`` for expr3), refusing anything else.
+
+    Only those names, integer constants, ``+ - * /``, ``**`` with a constant exponent, unary
+    minus and parentheses are accepted; ``/`` multiplies by the modular inverse and drops the
+    tuples whose divisor is 0 mod p. Nothing is ever passed to ``eval``.
     """
     if not isinstance(text, str) or not text.strip():
-        raise ConfigError(f"op.expr={text!r} is empty; {EXPR_HELP}")
+        raise ConfigError(f"op.expr={text!r} is empty; {expr_help(names)}")
     try:
         tree = ast.parse(text, mode="eval").body
     except SyntaxError:
-        raise ConfigError(f"op.expr={text!r} is not a valid expression; {EXPR_HELP}") from None
-    _check(tree, text)
-    return lambda a, b, p: _evaluate(tree, {"a": a, "b": b}, p)
+        raise ConfigError(f"op.expr={text!r} is not a valid expression; {expr_help(names)}") from None
+    _check(tree, text, names)
+    return lambda *values: _evaluate(tree, dict(zip(names, values[:-1])), values[-1])
 
 
-def _check(node, text: str) -> None:
+def _check(node, text: str, names: tuple[str, ...]) -> None:
     ok = (
-        isinstance(node, ast.Name) and node.id in ("a", "b")
+        isinstance(node, ast.Name) and node.id in names
         or isinstance(node, ast.Constant) and type(node.value) is int
         or isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd))
         or isinstance(node, ast.BinOp) and isinstance(node.op, (*_BINARY, ast.Div, ast.Pow))
     )
     if not ok:
-        raise ConfigError(f"op.expr={text!r}: '{ast.unparse(node)}' is not allowed; {EXPR_HELP}")
+        raise ConfigError(f"op.expr={text!r}: '{ast.unparse(node)}' is not allowed; {expr_help(names)}")
     if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Pow):
         exponent = node.right
         if not (isinstance(exponent, ast.Constant) and type(exponent.value) is int and exponent.value >= 0):
             raise ConfigError(f"op.expr={text!r}: exponent '{ast.unparse(exponent)}' must be a non-negative integer")
     for child in ast.iter_child_nodes(node):
         if not isinstance(child, (ast.operator, ast.unaryop, ast.expr_context)):
-            _check(child, text)
+            _check(child, text, names)
 
 
 def _evaluate(node, names: dict, p: int):

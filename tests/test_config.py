@@ -8,7 +8,7 @@ from grokking.errors import ConfigError
 
 
 @pytest.mark.parametrize("args, message", [
-    (["op=pow"], "op=pow is not an option; allowed: add, div, "),
+    (["op=pow"], "op=pow is not an option; allowed: add, add3, div, "),
     (["opp=add"], "there is no setting opp; did you mean op?"),
     (["model.dept=3"], "there is no setting model.dept; did you mean depth? model has: name, depth,"),
     (["grokfast.alpha=0.9"], "there is no setting grokfast.alpha; grokfast has: name"),

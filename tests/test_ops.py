@@ -14,7 +14,7 @@ def table(name, p=7, **extra):
 
 
 def as_dict(t):
-    return {(int(a), int(b)): int(c) for a, b, c in zip(t.a, t.b, t.labels)}
+    return {(int(a), int(b)): int(c) for (a, b), c in zip(t.operands, t.labels)}
 
 
 @pytest.mark.parametrize("name, fn", [

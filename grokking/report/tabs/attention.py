@@ -8,7 +8,7 @@ from plotly.subplots import make_subplots
 from grokking.inspect.attention import attention_map, attention_patterns, mean_pattern
 from grokking.models import Transformer
 from grokking.report.tabs import Tab
-from grokking.report.tabs.common import heatmap, layout
+from grokking.report.tabs.common import heatmap, layout, pairs_problem
 
 
 def build(run) -> Tab:
@@ -24,7 +24,7 @@ def build(run) -> Tab:
                            hovertemplate="%{y} -> %{x}: %{z:.3f}<extra></extra>"))
     mean.update_xaxes(title="attended position")
     figures = [layout(mean, f'Average attention from "=" to each position (first block, step {run.last.step})', 300)]
-    if run.data.n_values and positions[0] == "a":
+    if run.data.n_values and positions[0] == "a" and not pairs_problem(run.data):
         grids = attention_map(pattern, run.data.inputs, run.data.n_values, position=0)
         maps = make_subplots(rows=1, cols=heads, subplot_titles=[f"head {h}" for h in range(heads)],
                              horizontal_spacing=0.03)

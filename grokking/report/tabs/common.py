@@ -98,6 +98,15 @@ def layout(fig: go.Figure, title: str, height: int = 420) -> go.Figure:
     return fig
 
 
+def pairs_problem(data) -> str | None:
+    """Why a view over the (a, b) table does not apply: a table of three operands (op=add3, expr3)
+    would show only the slice its last c writes. None for pairs and for vector inputs."""
+    operands = data.inputs.shape[1]
+    if data.n_values and operands != 2:
+        return f"the table has {operands} operands, and this view draws pairs (a, b)"
+    return None
+
+
 def grid_of(values, inputs, n: int, fill=np.nan) -> np.ndarray:
     """(n, n) table of per-pair ``values`` at [a, b]; pairs missing from the data stay ``fill``."""
     grid = np.full((n, n), fill, dtype=np.float32)

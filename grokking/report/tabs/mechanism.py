@@ -11,13 +11,13 @@ from plotly.subplots import make_subplots
 from grokking.inspect.mechanism import lottery, mlp_maps, neuron_ipr, phase_alignment
 from grokking.metrics import fourier_problem
 from grokking.report.tabs import Tab
-from grokking.report.tabs.common import arr, layout
+from grokking.report.tabs.common import arr, layout, pairs_problem
 
 
 @torch.no_grad()
 def build(run) -> Tab:
     maps = mlp_maps(run.model)
-    why = maps if isinstance(maps, str) else fourier_problem(run.model, run.data)
+    why = maps if isinstance(maps, str) else fourier_problem(run.model, run.data) or pairs_problem(run.data)
     if why:
         return Tab("Mechanism", absent=f"He et al.'s mechanism views {why}")
     token_maps, readout = maps

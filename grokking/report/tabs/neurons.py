@@ -12,14 +12,14 @@ from grokking.inspect.neurons import (activation_grid, fourier_2d, frequency_clu
                                       neuron_frequencies, neuron_to_logit, readout_fourier)
 from grokking.metrics import fourier_problem
 from grokking.report.tabs import Tab
-from grokking.report.tabs.common import arr, frequency_names, heatmap, layout
+from grokking.report.tabs.common import arr, frequency_names, heatmap, layout, pairs_problem
 
 SHOWN = 8  # neurons drawn one by one
 
 
 @torch.no_grad()
 def build(run) -> Tab:
-    why = fourier_problem(run.model, run.data)
+    why = fourier_problem(run.model, run.data) or pairs_problem(run.data)
     if why:
         return Tab("Neurons", absent=f"the neuron views read activations over (a, b) in Z_p; {why}")
     p, inputs = run.p, run.data.inputs

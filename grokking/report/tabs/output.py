@@ -9,7 +9,7 @@ import torch
 from plotly.subplots import make_subplots
 
 from grokking.report.tabs import Tab
-from grokking.report.tabs.common import arr, grid_of, layout
+from grokking.report.tabs.common import arr, grid_of, layout, pairs_problem
 
 # cell codes of the correctness map: -1 for a pair the operation leaves out, then wrong/right x
 # validation/train pair (int8 per cell and snapshot keeps the slider's data small)
@@ -20,6 +20,8 @@ OUTCOME_COLOURS = ("#ffffff", "#d62728", "#98df8a", "#8c564b", "#1f77b4")
 def build(run) -> Tab:
     if not run.data.n_values:
         return Tab("Model output", absent="the inputs are not pairs of tokens (a, b); there is no table to draw")
+    if pairs_problem(run.data):
+        return Tab("Model output", absent=pairs_problem(run.data))
     n = run.data.n_values
     with torch.no_grad():
         predicted = run.model(run.data.inputs).argmax(dim=-1)
