@@ -260,6 +260,10 @@ class Metrics:
     key_share: float = shape(gt=0, max=1)
     probe_every: int = shape(min=0)
     probe_ridge: float = shape(gt=0)
+    collapse_every: int = shape(min=0)
+    nlm_every: int = shape(min=0)
+    weight_change_every: int = shape(min=0)
+    cka_every: int = shape(min=0)
 
 
 @dataclass

@@ -4,7 +4,8 @@ The training loop builds one ``MetricSuite(cfg, model, data)`` and, at each eval
 ``suite(step, logits, features)`` into the metrics record; ``logits`` and ``features`` come from
 one no-grad forward pass over every example. What runs when is set by the ``metrics`` config
 group (conf/metrics/default.yaml); the definitions are in docs/metrics.md, one module per concern:
-norms, fourier, rank, progress_measures (restricted/excluded loss), probe.
+norms, fourier, rank, progress_measures (restricted/excluded loss), probe, collapse (softmax
+collapse and naïve loss minimisation), lazy_rich (weight change and label alignment).
 
 A metric that makes no sense for the model or data (restricted loss on S5, Fourier metrics on
 images) is skipped, and the reason is written once, under ``metrics/skipped``, into the record
@@ -18,17 +19,20 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from grokking.errors import ConfigError
+from grokking.metrics.collapse import nlm_cosine, softmax_collapse
 from grokking.metrics.fourier import fourier_basis, fourier_power, mean_ipr, top_frequencies
+from grokking.metrics.lazy_rich import label_cka, weight_change
 from grokking.metrics.norms import weight_norms
 from grokking.metrics.probe import probe_accuracies
 from grokking.metrics.progress_measures import key_frequencies, restricted_excluded
 from grokking.metrics.rank import feature_ranks
 from grokking.models import Transformer
 from grokking.schedule import eval_steps
+from grokking.training.engines.build import initial_model
 
 SETTINGS_FILE = Path(__file__).resolve().parents[1] / "conf" / "metrics" / "default.yaml"
-GROUPS = ("norms", "fourier", "rank", "restricted", "probe")
-FEATURE_GROUPS = ("rank", "restricted", "probe")
+GROUPS = ("norms", "fourier", "rank", "restricted", "probe", "collapse", "nlm", "weight_change", "cka")
+FEATURE_GROUPS = ("rank", "restricted", "probe", "cka")
 
 
 def load_settings(cfg, **overrides) -> DictConfig:
@@ -76,14 +80,34 @@ class MetricSuite:
         self.numbers = {step: i for i, step in enumerate(sorted(eval_steps(cfg) | {0}))}
         self.held = data.val_idx if len(data.val_idx) else torch.arange(len(data.labels), device=data.labels.device)
         self.fixed_key_freqs: list[int] | None = None  # set by analysis to use one run-wide set
+        self.loss = (str(cfg.loss), str(cfg.loss_dtype))
+        self.batch_size = cfg.batch_size or len(data.train_idx)  # rows a training step takes at once
+        self.initial: dict[str, torch.Tensor] | None = None  # θ₀, for weight_change
+        trains = None if len(data.train_idx) else "needs training inputs"
         problems = {
             "fourier": fourier_problem(model, data),
             "restricted": progress_problem(cfg, model, data),
             "rank": None if len(self.held) >= 2 else "needs at least 2 held-out inputs",
             "probe": None if len(data.train_idx) and len(data.val_idx) else "needs training and held-out inputs",
+            "collapse": trains,
+            "nlm": trains,
+            "weight_change": self.rebuild_initial(cfg) if self.period("weight_change") else None,
+            "cka": None if len(self.held) >= 2 else "needs at least 2 held-out inputs",
         }
         self.skipped = {g: why for g, why in problems.items() if why and self.period(g)}
         self.basis = fourier_basis(data.modulus, device=data.labels.device) if problems["fourier"] is None else None
+
+    def rebuild_initial(self, cfg) -> str | None:
+        """θ₀ rebuilt from the config as the run was built (so checkpoints need not carry it and a
+        resumed run logs what an uninterrupted one does), leaving the global RNG as it was; the
+        reason it cannot be, or None."""
+        try:
+            with torch.random.fork_rng(devices=[]):
+                start = initial_model(cfg, self.data)
+        except ConfigError as e:  # init_from's checkpoint is gone
+            return f"cannot rebuild the initial weights: {e}"
+        self.initial = {name: p.detach().to(self.data.labels.device) for name, p in start.named_parameters()}
+        return None
 
     def period(self, group: str) -> int:
         return self.settings.every * self.settings[f"{group}_every"]
@@ -122,9 +146,24 @@ class MetricSuite:
         if self.due("probe", step):
             d = self.data
             out.update(probe_accuracies(features, d.labels, d.train_idx, d.val_idx, d.n_classes, self.settings.probe_ridge))
+        if self.due("collapse", step):
+            out.update(softmax_collapse(logits, self.data.labels, self.data.train_idx, *self.loss))
+        if self.due("nlm", step):
+            out["collapse/nlm_cos"] = self.nlm_cosine()
+        if self.due("weight_change", step):
+            out.update(weight_change(self.model, self.initial))
+        if self.due("cka", step):
+            held = self.held
+            out["label_cka"] = label_cka(self.model.last_hidden(features)[held], self.data.labels[held], self.data.n_classes)
         if step == 0 and self.skipped:
             out["metrics/skipped"] = dict(self.skipped)
         return out
+
+    def nlm_cosine(self) -> float | None:
+        """cos(-∇L, θ) of the whole training set's loss at the current weights
+        (collapse.nlm_cosine), in passes of the training batch size (what a step holds at once)."""
+        d = self.data
+        return nlm_cosine(self.model, d.inputs[d.train_idx], d.labels[d.train_idx], *self.loss, self.batch_size)
 
     def fourier_powers(self) -> torch.Tensor:
         """(operands * units, K) Fourier power of the token maps of every operand, side by side."""
