@@ -8,9 +8,10 @@ replayed: one launch per step. The only input that changes, the optimizer's per-
 (learning rate after warm-up, Adam's bias corrections), is computed on the host as in the eager
 step and copied into the graph's table before each replay.
 
-On a CPU there is no graph: ``StaticStep`` runs the same body eagerly, from the same table, which
-is what the CPU test holds against the ordinary step (tests/test_pack_engine.py); on a GPU the
-test compares the replayed step with the eager one.
+A CPU has no graph and steps eagerly (its optimizer through the fused kernel), but
+``StaticStep.step`` runs the same body eagerly there, which is what the CPU test holds against
+the table-driven eager step (tests/test_pack_engine.py); on a GPU the test compares the replayed
+step with the eager one.
 """
 from __future__ import annotations
 
@@ -32,7 +33,8 @@ class StaticStep:
 
     @staticmethod
     def applies(pack) -> bool:
-        return pack.fixed_batch is not None and pack.grad_filter is None
+        """A full-batch pack without a Grokfast filter on a GPU (a CPU has no graph to capture)."""
+        return pack.device.type == "cuda" and pack.fixed_batch is not None and pack.grad_filter is None
 
     def body(self) -> torch.Tensor:
         losses = self.pack.backward(self.pack.fixed_batch)
