@@ -38,7 +38,9 @@ from grokking.models import build_model, embedding  # noqa: E402
 from grokking.plots import mark_milestones, plot_curves, save, series  # noqa: E402
 from grokking.record import RunRecord, jsonable  # noqa: E402
 from grokking.training.device import pick_device  # noqa: E402
+from grokking.training.engines.build import initial_weights  # noqa: E402
 from grokking.training.evaluate import evaluate  # noqa: E402
+from grokking.training.loss import run_loss  # noqa: E402
 
 
 @torch.no_grad()
@@ -55,7 +57,7 @@ def analyse(run_dir: Path, device: str = "auto", every: int = 1) -> list[dict]:
     data = build_dataset(cfg).to(pick_device(device))
     model = build_model(cfg, data).to(data.labels.device)
     settings = load_settings(cfg, every=1, **{f"{group}_every": 1 for group in GROUPS})
-    suite = MetricSuite(cfg, model, data, settings)
+    suite = MetricSuite(cfg, model, data, settings, loss=run_loss(cfg), initial=initial_weights(cfg, data))
     if suite.enabled("restricted"):
         model.load_state_dict(snapshots[-1]["model"])
         suite.fixed_key_freqs = suite.key_freqs(evaluate(model, data, cfg, features=True)[2])

@@ -7,10 +7,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from grokking.metrics import MetricSuite
 from grokking.metrics.collapse import nlm_cosine, softmax_collapse
 from grokking.metrics.lazy_rich import label_cka, weight_change
-from grokking.training.engines.build import build_member
+from grokking.training.engines.build import build_member, initial_weights
+from grokking.training.loss import per_example_loss
 from tests.helpers import FAST, make_cfg, metrics, run
 
 
@@ -30,15 +30,14 @@ def test_softmax_collapse_counts_rows_whose_loss_and_gradient_round_to_zero():
     rows = torch.arange(len(margins))
     expected_norm = sum(margins) / len(margins)
     for dtype, collapsed in [("float32", 4), ("float64", 2), ("float16", 5)]:
-        out = softmax_collapse(logits, labels, rows, "ce", dtype)
+        out = softmax_collapse(per_example_loss(logits, labels, "ce", dtype), logits)
         assert out["collapse/fraction"] == collapsed / len(margins), dtype
         assert out["collapse/logit_norm"] == pytest.approx(expected_norm, rel=1e-12)
         z = logits.to(getattr(torch, dtype), copy=True).requires_grad_()  # those rows' correct logits get no push
         F.cross_entropy(z, labels, reduction="sum").backward()
         pushed = z.grad[rows, labels] != 0
         assert pushed.tolist() == [i < len(margins) - collapsed for i in range(len(margins))], dtype
-    assert softmax_collapse(logits, labels, rows, "stablemax", "float32")["collapse/fraction"] == 0
-    assert softmax_collapse(logits, labels, rows[:2], "ce", "float32")["collapse/fraction"] == 0
+    assert softmax_collapse(per_example_loss(logits, labels, "stablemax", "float32"), logits)["collapse/fraction"] == 0
 
 
 @pytest.mark.parametrize("classes", [2, 5, 11])
@@ -50,8 +49,9 @@ def test_nlm_cosine_of_a_perfect_linear_classifier(classes):
         model.weight.copy_(3.0 * torch.eye(classes, dtype=torch.float64))
     inputs, labels = torch.eye(classes, dtype=torch.float64), torch.arange(classes)
     expected = math.sqrt((classes - 1) / classes)
+    loss = lambda logits, y: per_example_loss(logits, y, "ce", "float64")  # noqa: E731
     for rows in (classes, 1):
-        assert nlm_cosine(model, inputs, labels, "ce", "float64", rows) == pytest.approx(expected, rel=1e-12)
+        assert nlm_cosine(model, inputs, labels, loss, rows) == pytest.approx(expected, rel=1e-12)
     assert model.weight.grad is None
 
 
@@ -73,13 +73,13 @@ def test_label_cka_closed_forms():
 def test_weight_change_is_zero_at_init_and_known_for_a_scaled_copy():
     cfg = make_cfg(FAST + ["model.depth=2", "model.width=32", "model.bias=true"])
     member = build_member(cfg, "cpu", fresh=True)
-    suite = MetricSuite(cfg, member.model, member.data)
-    at_init = weight_change(member.model, suite.initial)
+    initial = initial_weights(cfg, member.data)
+    at_init = weight_change(member.model, initial)
     assert at_init["weight_change"] == 0 and at_init["weight_change/readout"] == 0
     with torch.no_grad():
         for param in member.model.parameters():
             param.mul_(3.0)
-    scaled = weight_change(member.model, suite.initial)
+    scaled = weight_change(member.model, initial)
     for key in ("weight_change", "weight_change/token", "weight_change/hidden.0", "weight_change/readout"):
         assert scaled[key] == pytest.approx(2.0, rel=1e-6), key
     assert None not in scaled.values()  # token_bias starts at 0, but its group holds token_weight too

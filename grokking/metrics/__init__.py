@@ -28,7 +28,6 @@ from grokking.metrics.progress_measures import key_frequencies, restricted_exclu
 from grokking.metrics.rank import feature_ranks
 from grokking.models import Transformer
 from grokking.schedule import eval_steps
-from grokking.training.engines.build import initial_model
 
 SETTINGS_FILE = Path(__file__).resolve().parents[1] / "conf" / "metrics" / "default.yaml"
 GROUPS = ("norms", "fourier", "rank", "restricted", "probe", "collapse", "nlm", "weight_change", "cka")
@@ -72,17 +71,23 @@ def progress_problem(cfg, model, data) -> str | None:
 
 class MetricSuite:
     """Called at each evaluation with the logits and intermediate features of all examples;
-    returns extra keys for the metrics record."""
+    returns extra keys for the metrics record.
 
-    def __init__(self, cfg, model, data, settings: DictConfig | None = None):
+    ``loss``: the run's per-example loss, ``loss(logits, labels) -> (rows,)`` (the collapse and
+    NLM groups); ``initial``: the run's initial parameters by name (θ₀ of the weight_change
+    group). The training layer provides both (grokking.training.loss.run_loss,
+    engines.build.initial_weights); a group whose input is not given is off."""
+
+    def __init__(self, cfg, model, data, settings: DictConfig | None = None, loss=None,
+                 initial: dict[str, torch.Tensor] | None = None):
         self.model, self.data = model, data
         self.settings = settings if settings is not None else load_settings(cfg)
         self.numbers = {step: i for i, step in enumerate(sorted(eval_steps(cfg) | {0}))}
         self.held = data.val_idx if len(data.val_idx) else torch.arange(len(data.labels), device=data.labels.device)
         self.fixed_key_freqs: list[int] | None = None  # set by analysis to use one run-wide set
-        self.loss = (str(cfg.loss), str(cfg.loss_dtype))
+        self.loss, self.initial = loss, initial
+        self.given = {"collapse": loss is not None, "nlm": loss is not None, "weight_change": initial is not None}
         self.batch_size = cfg.batch_size or len(data.train_idx)  # rows a training step takes at once
-        self.initial: dict[str, torch.Tensor] | None = None  # θ₀, for weight_change
         trains = None if len(data.train_idx) else "needs training inputs"
         problems = {
             "fourier": fourier_problem(model, data),
@@ -91,26 +96,13 @@ class MetricSuite:
             "probe": None if len(data.train_idx) and len(data.val_idx) else "needs training and held-out inputs",
             "collapse": trains,
             "nlm": trains,
-            "weight_change": self.rebuild_initial(cfg) if self.period("weight_change") else None,
             "cka": None if len(self.held) >= 2 else "needs at least 2 held-out inputs",
         }
         self.skipped = {g: why for g, why in problems.items() if why and self.period(g)}
         self.basis = fourier_basis(data.modulus, device=data.labels.device) if problems["fourier"] is None else None
 
-    def rebuild_initial(self, cfg) -> str | None:
-        """θ₀ rebuilt from the config as the run was built (so checkpoints need not carry it and a
-        resumed run logs what an uninterrupted one does), leaving the global RNG as it was; the
-        reason it cannot be, or None."""
-        try:
-            with torch.random.fork_rng(devices=[]):
-                start = initial_model(cfg, self.data)
-        except ConfigError as e:  # init_from's checkpoint is gone
-            return f"cannot rebuild the initial weights: {e}"
-        self.initial = {name: p.detach().to(self.data.labels.device) for name, p in start.named_parameters()}
-        return None
-
     def period(self, group: str) -> int:
-        return self.settings.every * self.settings[f"{group}_every"]
+        return self.settings.every * self.settings[f"{group}_every"] if self.given.get(group, True) else 0
 
     def enabled(self, group: str) -> bool:
         return self.period(group) > 0 and group not in self.skipped
@@ -147,7 +139,8 @@ class MetricSuite:
             d = self.data
             out.update(probe_accuracies(features, d.labels, d.train_idx, d.val_idx, d.n_classes, self.settings.probe_ridge))
         if self.due("collapse", step):
-            out.update(softmax_collapse(logits, self.data.labels, self.data.train_idx, *self.loss))
+            rows = self.data.train_idx
+            out.update(softmax_collapse(self.loss(logits[rows], self.data.labels[rows]), logits[rows]))
         if self.due("nlm", step):
             out["collapse/nlm_cos"] = self.nlm_cosine()
         if self.due("weight_change", step):
@@ -163,7 +156,7 @@ class MetricSuite:
         """cos(-∇L, θ) of the whole training set's loss at the current weights
         (collapse.nlm_cosine), in passes of the training batch size (what a step holds at once)."""
         d = self.data
-        return nlm_cosine(self.model, d.inputs[d.train_idx], d.labels[d.train_idx], *self.loss, self.batch_size)
+        return nlm_cosine(self.model, d.inputs[d.train_idx], d.labels[d.train_idx], self.loss, self.batch_size)
 
     def fourier_powers(self) -> torch.Tensor:
         """(operands * units, K) Fourier power of the token maps of every operand, side by side."""

@@ -8,6 +8,12 @@ import torch.nn.functional as F
 from grokking.errors import ConfigError
 
 
+def run_loss(cfg):
+    """The per-example loss of ``cfg``'s run as a function of (logits, labels), for its metrics."""
+    kind, dtype = str(cfg.loss), str(cfg.loss_dtype)
+    return lambda logits, labels: per_example_loss(logits, labels, kind, dtype)
+
+
 def per_example_loss(logits, labels, kind: str, dtype: str) -> torch.Tensor:
     """(rows,) losses, computed in ``dtype`` (``loss_dtype``; the model itself stays float32).
     StableMax is computed in float64 whatever ``dtype`` says, as its authors do."""

@@ -29,6 +29,8 @@ from grokking.milestones import milestones
 from grokking.milestones import update as update_milestones
 from grokking.record import RunRecord, check_same_run
 from grokking.schedule import eval_steps
+from grokking.training.engines.build import initial_weights
+from grokking.training.loss import run_loss
 
 log = logging.getLogger("grokking.train")
 MILESTONE_NAMES = {"steps_to_memorize": "memorised", "steps_to_grok": "grokked"}
@@ -95,7 +97,8 @@ class Run:
         self.marks = milestones(self.history, self.cfg.memorize_at, self.cfg.grok_at)
         self.schedule = eval_steps(self.cfg)
         self.device = engine.device
-        self.suite = MetricSuite(self.cfg, engine.model_of(i), data)
+        self.suite = MetricSuite(self.cfg, engine.model_of(i), data, loss=run_loss(self.cfg),
+                                 initial=initial_weights(self.cfg, data))
         self.label = f"{self.dir.name}: " if labelled else ""
         if self.hydra is not None:  # W&B names the run from the job's Hydra config
             HydraConfig.instance().set_config(self.hydra)

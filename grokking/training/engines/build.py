@@ -8,6 +8,8 @@ from omegaconf import DictConfig
 from torch import nn
 
 from grokking.data import Dataset, build_dataset
+from grokking.errors import ConfigError
+from grokking.record import warn
 from grokking.models import build_model
 from grokking.optim import build_grad_filter, build_optimizer
 from grokking.training.batches import Batches, seeded_batches
@@ -33,6 +35,20 @@ def initial_model(cfg: DictConfig, data: Dataset, init_from: bool = True) -> nn.
     if init_from and cfg.get("init_from"):
         load_weights(model, cfg.init_from)
     return model
+
+
+def initial_weights(cfg: DictConfig, data: Dataset) -> dict[str, torch.Tensor] | None:
+    """θ₀, the run's initial parameters by name on ``data``'s device, rebuilt as ``build_member``
+    built them (so checkpoints need not carry them and a resumed run or a pack member logs what
+    its uninterrupted solo run does), leaving the global RNG as it was; None, with a warning,
+    when ``init_from``'s checkpoint is gone."""
+    try:
+        with torch.random.fork_rng(devices=[]):
+            model = initial_model(cfg, data)
+    except ConfigError as e:
+        warn(f"no weight_change: the initial weights cannot be rebuilt ({e})")
+        return None
+    return {name: param.detach().to(data.labels.device) for name, param in model.named_parameters()}
 
 
 def build_member(cfg: DictConfig, device, fresh: bool) -> Member:
