@@ -1,13 +1,17 @@
-"""Sparse parity (data=parity): labels against the bits, distinct seeded samples, refusals."""
+"""Sparse parity (data=parity): labels against the bits, distinct seeded samples, refusals, packs."""
 from __future__ import annotations
 
 import numpy as np
+import torch
 import pytest
 from omegaconf import OmegaConf
 
 from grokking.data import build_dataset
 from grokking.errors import ConfigError
 from grokking.parity import sparse_parity
+from grokking.training.engines.build import build_member
+from grokking.training.engines.packed import PackedRun
+from grokking.training.engines.solo import SoloEngine
 from tests.helpers import make_cfg, metrics, run
 
 
@@ -55,3 +59,16 @@ def test_a_parity_run_splits_the_samples_and_skips_the_fourier_metrics(tmp_path)
     assert first["metrics/skipped"]["fourier"] == "needs token values in Z_p; this data has no modulus"
     with pytest.raises(ConfigError, match="model=transformer reads tokens"):
         run(tmp_path / "transformer", ["data=parity", "model=transformer", "progress=none"])
+
+
+def test_members_of_other_k_share_a_pack():
+    """data.k changes only the labels (a member key): a pack of k=2 and k=3 trains as their solo runs."""
+    base = ["data=parity", "data.n_bits=16", "data.samples=256", "model.depth=2", "model.width=32", "model.bias=true",
+            "loss=stablemax", "lr=0.01", "wd=0"]
+    cfgs = [make_cfg(base + ["data.k=2"]), make_cfg(base + ["data.k=3", "seed=1"])]
+    pack = PackedRun.build(cfgs, "cpu")
+    packed = torch.stack([pack.step([True, True]) for _ in range(10)]).double()
+    for i, cfg in enumerate(cfgs):
+        solo = SoloEngine(build_member(cfg, "cpu", fresh=True), "cpu")
+        losses = torch.tensor([solo.step([True]).item() for _ in range(10)], dtype=torch.float64)
+        torch.testing.assert_close(packed[:, i], losses, rtol=1e-5, atol=1e-12)
