@@ -19,18 +19,10 @@ def pick_device(name: str) -> torch.device:
         raise ConfigError(f"device={name} is not a device; allowed: auto, cpu, cuda, cuda:N") from None
 
 
-def set_determinism(on: bool, compiled: bool) -> None:
+def set_determinism(on: bool) -> None:
     """Same config, seed and device give the same numbers (deterministic cuBLAS needs the
-    workspace setting before CUDA starts).
-
-    ``torch.use_deterministic_algorithms`` also sets the compiler's (inductor's) flag, and
-    importing the compiler to do so costs every process about 1.7 s on this project's CPU, a
-    third of a short run; so a run that does not compile (``compile=false``) sets only the
-    kernels' switch, the one its eager kernels read."""
+    workspace setting before CUDA starts)."""
     if on:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-    if compiled:
-        torch.use_deterministic_algorithms(on, warn_only=True)
-    else:
-        torch._C._set_deterministic_algorithms(on, warn_only=True)
+    torch.use_deterministic_algorithms(on, warn_only=True)
     torch.backends.cudnn.benchmark = not on

@@ -74,7 +74,7 @@ def train_together(runs: list[Run]) -> None:
     if not runs:
         return
     first = runs[0].cfg  # the per-process settings, which check_together made common
-    set_determinism(first.deterministic, first.compile)
+    set_determinism(first.deterministic)
     keep_freed_memory()
     if first.threads:
         torch.set_num_threads(first.threads)
