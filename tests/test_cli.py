@@ -41,7 +41,7 @@ def test_bad_input_is_one_line_and_nonzero(tmp_path, args, message):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["op=pow"], "op=pow is not an option; allowed: add, div, "),
+    (["op=pow"], "op=pow is not an option; allowed: add, add3, div, "),
     (["-m", "wd=0.1,abc"], "in wd=0.1,abc: wd=abc is not a number"),
     (["resume=runs/op=sub,wd=1.0"], "resume=runs/op=sub,wd=1.0: no run to continue there"),
 ])
