@@ -26,7 +26,8 @@ from hydra.core.singleton import Singleton
 from hydra.core.utils import JobReturn, JobStatus, filter_overrides
 
 from grokking.pack.launch import launch_submitit
-from grokking.sweep import SUMMARY, executor, format_table, importable, last_line, read_json, report_sweep, run_row
+from grokking.sweep import (SUMMARY, ended_jobs, executor, format_table, importable, job_run_dir, last_line,
+                            read_json, report_sweep, run_row, study_page, sweep_configs)
 
 
 class ReportingMixin:
@@ -34,33 +35,42 @@ class ReportingMixin:
 
     def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
         assert self.config is not None and self.hydra_context is not None and job_overrides
-        packed = launch_submitit(self, job_overrides, initial_job_idx)
-        if packed is not None:
-            return packed
+        returns = launch_submitit(self, job_overrides, initial_job_idx) \
+            or self._launch_jobs(job_overrides, initial_job_idx)
+        study_page(self.config)
+        return returns
+
+    def _launch_jobs(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> list[JobReturn]:
+        """One array task per run that has not ended for good (grokking/sweep.py)."""
         jobs_executor = executor(self)
         self.task_function = importable(self.task_function)
         sweep_dir = Path(str(self.config.hydra.sweep.dir))
         sweep_dir.mkdir(parents=True, exist_ok=True)
 
-        nums = [initial_job_idx + i for i in range(len(job_overrides))]
-        params = [(list(o), "hydra.sweep.dir", n, f"job_id_for_{n}", Singleton.get_state())
-                  for n, o in zip(nums, job_overrides)]
-        jobs = jobs_executor.map_array(self, *zip(*params))
+        every = [initial_job_idx + i for i in range(len(job_overrides))]
+        configs = sweep_configs(self, job_overrides, every)
+        ended = ended_jobs(configs, job_overrides)
+        todo = [i for i in range(len(job_overrides)) if i not in ended]
+        params = [(list(job_overrides[i]), "hydra.sweep.dir", every[i], f"job_id_for_{every[i]}", Singleton.get_state())
+                  for i in todo]
+        jobs = jobs_executor.map_array(self, *zip(*params)) if params else []
 
-        where = (f"SLURM job {jobs[0].job_id.split('_')[0]}" if self._EXECUTOR == "slurm"
+        where = (f"SLURM job {jobs[0].job_id.split('_')[0]}" if jobs and self._EXECUTOR == "slurm"
                  else "local processes")
         print(f"[grokking] submitted {len(jobs)} run(s) of {sweep_dir} as {where}; waiting for all of them\n"
               f"[grokking] stopping this command does not stop the jobs; see how they do with\n"
               f"[grokking]   python -m grokking.launcher {sweep_dir}", flush=True)
-        run_dirs = [self._run_dir(list(o)) for o in job_overrides]
 
         for job in jobs:
             job.wait()
         # A job that died leaves no result file; submitit waits 15 s for one (slow shared file
         # systems) at each such job: wait those 15 s once for the whole grid instead.
-        deadline = time.time() + type(jobs[0])._results_timeout_s
-        rows, returns = [], []
-        for num, overrides, run_dir, job in zip(nums, job_overrides, run_dirs, jobs):
+        deadline = time.time() + (type(jobs[0])._results_timeout_s if jobs else 0)
+        rows = [{"num": every[i], "job_id": None, "overrides": " ".join(filter_overrides(job_overrides[i])),
+                 **run_row(job_run_dir(configs[i]))} for i in ended]
+        returns = list(ended.values())
+        for i, job in zip(todo, jobs):
+            num, overrides, run_dir = every[i], job_overrides[i], job_run_dir(configs[i])
             job._results_timeout_s = max(0.0, deadline - time.time())
             ret, error = self._collect(job, list(overrides))
             row = {"num": num, "job_id": job.job_id, "overrides": " ".join(filter_overrides(overrides)),
@@ -73,12 +83,8 @@ class ReportingMixin:
             rows.append(row)
             returns.append(ret)
 
-        return report_sweep(sweep_dir, rows, returns)
-
-    def _run_dir(self, overrides: list[str]) -> Path:
-        """The folder run_job will use: hydra.sweep.dir / hydra.sweep.subdir of the job's config."""
-        cfg = self.hydra_context.config_loader.load_sweep_config(self.config, overrides)
-        return Path(str(cfg.hydra.sweep.dir)) / str(cfg.hydra.sweep.subdir)
+        order = sorted(range(len(rows)), key=lambda k: rows[k]["num"])
+        return report_sweep(sweep_dir, [rows[k] for k in order], [returns[k] for k in order])
 
     @staticmethod
     def _collect(job, overrides: list[str]) -> tuple[JobReturn, str | None]:

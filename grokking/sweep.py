@@ -1,5 +1,12 @@
 """What every launcher of a ``-m`` grid shares: the submitit executor of Hydra's launcher
-parameters, a task function that submitit can name, and the sweep's table and summary.
+parameters, a task function that submitit can name, the runs a grid launched again need not
+train, and the sweep's table and summary.
+
+A run whose folder says it ended for good (completed with at least the steps asked for, or
+reached its early stop; or diverged, which it would again) is not launched again: its job's
+result is read from its folder, and its files (report, W&B run) stay as they are. Every other
+run of the grid is launched: a new one starts, an unfinished one continues exactly from its
+checkpoint, a finished one asked for more steps is extended.
 
 The table lists where each run lives (job id, status, step, last val/acc, run folder, error) and
 is written to ``<sweep dir>/sweep_summary.json``; ``python -m grokking.launcher <sweep dir>``
@@ -13,10 +20,12 @@ import os
 import sys
 from pathlib import Path
 
-from hydra.core.utils import JobReturn, JobStatus
+from hydra.core.utils import JobReturn, JobStatus, setup_globals
 from hydra.errors import CompactHydraException
 from hydra_plugins.hydra_submitit_launcher.config import BaseQueueConf
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
+
+from grokking.objective import scored
 
 SUMMARY = "sweep_summary.json"
 
@@ -81,6 +90,75 @@ def read_json(path: Path) -> dict:
         return json.loads(path.read_text())
     except (OSError, ValueError):
         return {}
+
+
+def sweep_configs(launcher, job_overrides, nums: list[int]) -> list[DictConfig]:
+    """Each job's config as run_job will compose it (with its job number)."""
+    configs = []
+    for overrides, num in zip(job_overrides, nums):
+        cfg = launcher.hydra_context.config_loader.load_sweep_config(launcher.config, list(overrides))
+        with open_dict(cfg):
+            cfg.hydra.job.id = cfg.hydra.job.num = num
+        configs.append(cfg)
+    return configs
+
+
+def job_run_dir(cfg: DictConfig) -> Path:
+    """The folder run_job gives a job: hydra.sweep.dir / hydra.sweep.subdir of its config."""
+    return Path(str(cfg.hydra.sweep.dir)) / str(cfg.hydra.sweep.subdir)
+
+
+def ended_for_good(cfg: DictConfig, run_dir: Path) -> dict | None:
+    """The summary of a run that launching again would not change (see the module's docstring);
+    None for a run to launch."""
+    summary = read_json(Path(run_dir) / "summary.json")
+    if summary.get("status") == "diverged":
+        return summary
+    early_stop = cfg.get("early_stop")
+    all_steps = (summary.get("step") or 0) >= cfg.steps
+    stopped_early = early_stop is not None and (summary.get("val/acc") or 0) >= early_stop
+    return summary if summary.get("status") == "completed" and (all_steps or stopped_early) else None
+
+
+def ended_jobs(configs: list[DictConfig], job_overrides) -> dict[int, JobReturn]:
+    """{job index: its result, read from its folder} of the jobs whose runs ended for good."""
+    done = {}
+    for i, (cfg, overrides) in enumerate(zip(configs, job_overrides)):
+        run_dir = job_run_dir(cfg)
+        summary = ended_for_good(cfg, run_dir)
+        if summary is not None:
+            done[i] = JobReturn(overrides=list(overrides), cfg=cfg, working_dir=str(run_dir),
+                                status=JobStatus.COMPLETED, _return_value=scored(cfg, summary))
+    if done:
+        print(f"[grokking] {len(done)} of {len(configs)} run(s) of {Path(str(configs[0].hydra.sweep.dir))} ended "
+              "before: not launched again", flush=True)
+    return done
+
+
+def launch_unfinished(launcher, job_overrides, initial_job_idx: int, launch) -> list[JobReturn]:
+    """``launch(job_overrides, initial_job_idx)`` (a launcher's own launch) for the jobs whose runs
+    have not ended for good, in runs of consecutive jobs so that each keeps its job number; the
+    others' results are read from their folders."""
+    setup_globals()
+    configs = sweep_configs(launcher, job_overrides, [initial_job_idx + i for i in range(len(job_overrides))])
+    returns = ended_jobs(configs, job_overrides)
+    start = 0
+    while start < len(job_overrides):
+        if start in returns:
+            start += 1
+            continue
+        end = next((i for i in range(start, len(job_overrides)) if i in returns), len(job_overrides))
+        returns.update(zip(range(start, end), launch(job_overrides[start:end], initial_job_idx + start)))
+        start = end
+    return [returns[i] for i in range(len(job_overrides))]
+
+
+def study_page(config: DictConfig) -> None:
+    """A study's grid ends with its page (grokking/study), whatever became of its runs."""
+    if OmegaConf.select(config, "study") is not None:
+        from grokking.study.page import after_grid  # plotly: only for a study
+
+        after_grid(config)
 
 
 def run_row(run_dir: Path) -> dict:

@@ -17,7 +17,6 @@ from __future__ import annotations
 import sys
 import time
 from pathlib import Path
-from typing import Sequence
 
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.singleton import Singleton
@@ -27,7 +26,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from grokking.errors import ConfigError, Diverged, one_line
 from grokking.objective import scored
 from grokking.record import RunRecord
-from grokking.sweep import executor, importable, last_line, report_sweep, run_row
+from grokking.sweep import ended_jobs, executor, importable, last_line, report_sweep, run_row, sweep_configs
 from grokking.training.together import pack_settings, shape_signature
 
 DIR_KEYS = {"job_dir_key": "hydra.sweep.dir", "job_subdir_key": "hydra.sweep.subdir"}
@@ -57,19 +56,11 @@ def group(configs: list[DictConfig]) -> list[list[int]] | None:
     return packs
 
 
-def sweep_configs(launcher, job_overrides: Sequence[Sequence[str]], nums: list[int]) -> list[DictConfig]:
-    configs = []
-    for overrides, num in zip(job_overrides, nums):
-        cfg = launcher.hydra_context.config_loader.load_sweep_config(launcher.config, list(overrides))
-        with open_dict(cfg):
-            cfg.hydra.job.id = cfg.hydra.job.num = num
-        configs.append(cfg)
-    return configs
-
-
 def plan(launcher, job_overrides, initial_job_idx: int):
-    """(packs, configs) of the grid, or None without packing. A bad ``pack`` or a ``resume`` in
-    a packed grid is one line on stderr and exit status 2, before any job starts."""
+    """(packs, configs, ended) of the grid, or None without packing: ``ended`` holds the results of
+    the jobs whose runs ended for good (grokking/sweep.py), which no pack trains again. A bad
+    ``pack`` or a ``resume`` in a packed grid is one line on stderr and exit status 2, before any
+    job starts."""
     setup_globals()
     nums = [initial_job_idx + i for i in range(len(job_overrides))]
     configs = sweep_configs(launcher, job_overrides, nums)
@@ -81,7 +72,11 @@ def plan(launcher, job_overrides, initial_job_idx: int):
     except ConfigError as e:
         print(f"grokking: error: {e}", file=sys.stderr, flush=True)
         sys.exit(2)
-    return None if packs is None else (packs, configs)
+    if packs is None:
+        return None
+    ended = ended_jobs(configs, job_overrides)
+    packs = [kept for kept in ([i for i in pack if i not in ended] for pack in packs) if kept]
+    return packs, configs, ended
 
 
 def run_pack(hydra_context, task_function, configs: list[DictConfig]) -> list[JobReturn]:
@@ -138,11 +133,11 @@ def launch_basic(launcher, job_overrides, initial_job_idx: int) -> list[JobRetur
     planned = plan(launcher, job_overrides, initial_job_idx)
     if planned is None:
         return None
-    packs, configs = planned
+    packs, configs, ended = planned
     sweep_dir = Path(str(launcher.config.hydra.sweep.dir))
     sweep_dir.mkdir(parents=True, exist_ok=True)
     configure_log(launcher.config.hydra.hydra_logging, launcher.config.hydra.verbose)
-    returns: dict[int, JobReturn] = {}
+    returns: dict[int, JobReturn] = dict(ended)
     for pack in packs:
         print(f"[grokking] pack of {len(pack)}: " + "; ".join(
             " ".join(filter_overrides(job_overrides[i])) for i in pack), flush=True)
@@ -183,22 +178,24 @@ def launch_submitit(launcher, job_overrides, initial_job_idx: int) -> list[JobRe
     planned = plan(launcher, job_overrides, initial_job_idx)
     if planned is None:
         return None
-    packs, configs = planned
+    packs, configs, ended = planned
     jobs_executor = executor(launcher)
     launcher.task_function = importable(launcher.task_function)
     sweep_dir = Path(str(launcher.config.hydra.sweep.dir))
     sweep_dir.mkdir(parents=True, exist_ok=True)
     nums = [[initial_job_idx + i for i in pack] for pack in packs]
     overrides = [[list(job_overrides[i]) for i in pack] for pack in packs]
-    jobs = jobs_executor.map_array(PackTask(launcher), overrides, nums, [Singleton.get_state()] * len(packs))
-    where = f"SLURM job {jobs[0].job_id.split('_')[0]}" if launcher._EXECUTOR == "slurm" else "local processes"
-    print(f"[grokking] submitted {len(configs)} run(s) of {sweep_dir} in {len(packs)} pack(s) as {where}; "
+    jobs = jobs_executor.map_array(PackTask(launcher), overrides, nums, [Singleton.get_state()] * len(packs)) \
+        if packs else []
+    where = f"SLURM job {jobs[0].job_id.split('_')[0]}" if jobs and launcher._EXECUTOR == "slurm" else "local processes"
+    print(f"[grokking] submitted {len(configs) - len(ended)} run(s) of {sweep_dir} in {len(packs)} pack(s) as {where}; "
           f"waiting for all of them\n[grokking] see how they do with: python -m grokking.launcher {sweep_dir}",
           flush=True)
     for job in jobs:
         job.wait()
-    deadline = time.time() + type(jobs[0])._results_timeout_s  # a dead job: wait once, not per job
-    rows, returns = [], []
+    deadline = time.time() + (type(jobs[0])._results_timeout_s if jobs else 0)  # a dead job: wait once, not per job
+    rows = [sweep_row(initial_job_idx + i, job_overrides[i], configs[i], ret) for i, ret in ended.items()]
+    returns = list(ended.items())
     for pack, job in zip(packs, jobs):
         job._results_timeout_s = max(0.0, deadline - time.time())
         try:

@@ -1,11 +1,14 @@
 """``launcher=slurm`` / ``launcher=local``: Hydra's submitit launchers plus the sweep summary of
 grokking.launcher (all runs of a grid are waited for, failed ones are reported, not raised).
-``launcher=basic`` (the default): Hydra's basic launcher, which trains packs with ``pack=N``."""
+``launcher=basic`` (the default): Hydra's basic launcher, which trains packs with ``pack=N``.
+All of them leave out the runs that ended for good (grokking/sweep.py) and end a study's grid
+with its page (grokking/study)."""
 from hydra._internal.core_plugins import basic_launcher
 from hydra_plugins.hydra_submitit_launcher import submitit_launcher
 
 from grokking.launcher import ReportingMixin
 from grokking.pack.launch import launch_basic
+from grokking.sweep import launch_unfinished, study_page
 
 
 class SlurmLauncher(ReportingMixin, submitit_launcher.SlurmLauncher):
@@ -18,5 +21,7 @@ class LocalLauncher(ReportingMixin, submitit_launcher.LocalLauncher):
 
 class BasicLauncher(basic_launcher.BasicLauncher):
     def launch(self, job_overrides, initial_job_idx):
-        packed = launch_basic(self, job_overrides, initial_job_idx)
-        return super().launch(job_overrides, initial_job_idx) if packed is None else packed
+        returns = launch_basic(self, job_overrides, initial_job_idx) \
+            or launch_unfinished(self, job_overrides, initial_job_idx, super().launch)
+        study_page(self.config)
+        return returns
