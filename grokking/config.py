@@ -16,7 +16,7 @@ from hydra import compose, initialize_config_dir
 from hydra._internal.utils import get_args_parser
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import Glob, IntervalSweep, Override, Transformer
-from hydra.errors import OverrideParseException
+from hydra.errors import HydraException, OverrideParseException
 from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict
 from omegaconf.errors import OmegaConfBaseException
 from omegaconf.nodes import BooleanNode, EnumNode, FloatNode, IntegerNode
@@ -33,6 +33,15 @@ schema.register()
 OmegaConf.register_new_resolver("run_name", lambda overrides: overrides or "default", replace=True)
 OmegaConf.register_new_resolver("run_dir", lambda resume, default: resume or default, replace=True)
 OmegaConf.register_new_resolver("runtime_keys", schema.runtime_keys, replace=True)
+
+
+def sweep_dir(out_dir: str, sweep_name: str, study: str | None, scale: str) -> str:
+    """A grid's folder, ``<out_dir>/sweeps/<sweep_name>``; a study's is fixed,
+    ``<out_dir>/studies/<study>_<scale>``, so that the same command again finds its runs."""
+    return f"{out_dir}/studies/{study}_{scale}" if study else f"{out_dir}/sweeps/{sweep_name}"
+
+
+OmegaConf.register_new_resolver("sweep_dir", sweep_dir, replace=True)
 
 
 def compose_config(overrides: list[str] = ()) -> DictConfig:
@@ -78,13 +87,54 @@ def check_command_line(argv: list[str]) -> None:
     groups = [o for o in overrides if o.key_or_group in options and not o.is_delete()]
     for o in groups:
         check_group_choice(o, options[o.key_or_group])
-    base = compose_config([f"{o.key_or_group}={choices(o, options[o.key_or_group])[0]}" for o in groups])
+    chosen = [f"{o.key_or_group}={choices(o, options[o.key_or_group])[0]}" for o in groups]
+    check_study(groups, args.multirun, options)
+    base = compose_config(chosen)
     for o in overrides:
         if o.key_or_group not in options and not (o.is_add() or o.is_force_add() or o.is_delete()):
             check_value(o, base)
         if o.key_or_group == "resume":
             for folder in choices(o, []):
                 check_resumable(folder)
+
+
+def check_study(groups: list[Override], multirun: bool, options: dict[str, list[str]]) -> None:
+    """``study=<name>`` runs one study's grid (-m); ``scale=`` picks one of its grids; the study's
+    settings must fit its grid, and every value of its grid its key (grokking/schema.py)."""
+    given = {o.key_or_group: o for o in groups}
+    study, scale = given.get("study"), given.get("scale")
+    names = choices(study, options["study"]) if study else [None]
+    if len(names) > 1:
+        raise ConfigError(f"{study.input_line}: one study per command (each has its own folder and page)")
+    name, scale_name = names[0], choices(scale, options["scale"])[0] if scale else "paper"
+    if name is None:
+        if scale is not None:
+            raise ConfigError(f"{scale.input_line} picks a grid of a study: add study=<name>; "
+                              f"allowed: {', '.join(options['study'])}")
+        return
+    if not multirun:
+        raise ConfigError(f"study={name} runs a grid: add -m (python -m grokking.train -m study={name})")
+    scales = ["paper"] + sorted(s.removeprefix(f"{name}_") for s in options.get("study_scale", [])
+                                if s.startswith(f"{name}_"))
+    if scale_name not in scales:
+        raise ConfigError(f"study={name} has no scale {scale_name} (conf/study_scale/{name}_{scale_name}.yaml); "
+                          f"allowed: {', '.join(scales)}")
+    from grokking.study import definition  # the study's own checks; no training code
+
+    try:
+        with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+            cfg = compose(config_name="config", overrides=[f"study={name}", f"scale={scale_name}"],
+                          return_hydra_config=True)
+    except (HydraException, OmegaConfBaseException) as e:
+        raise ConfigError(f"study={name}: {' '.join(str(e).split())}") from None
+    params = OmegaConf.select(cfg, "hydra.sweeper.params") or {}
+    definition.check(definition.typed(cfg.study), definition.grid(params))
+    for key, value in params.items():
+        o = OverridesParser.create().parse_override(f"{key}={value}")
+        try:
+            check_group_choice(o, options[key]) if key in options else check_value(o, cfg)
+        except ConfigError as e:
+            raise ConfigError(f"study={name} (hydra.sweeper.params): {e}") from None
 
 
 def check_resumable(folder: str | None) -> None:

@@ -119,6 +119,8 @@ class Config:
     report: bool = runtime()
     objective: Optional[str] = runtime()
     objective_penalty: Optional[float] = runtime()
+    study: Optional[Study] = runtime()  # a study's figure, outcome and published points (conf/study)
+    scale: str = runtime()  # which grid of a study: paper (its own) or a reduced one (conf/study_scale)
 
 
 # --- data ---------------------------------------------------------------------------------------
@@ -285,6 +287,50 @@ class Wandb(Logger):
     finish_timeout: float = runtime(min=0)
 
 
+
+# --- study (grokking/study: a grid, its outcome and figure, the published points) ---------------
+Outcome = choices("Outcome", "steps_to_val_acc", "steps_to_val_loss", "steps_to_train_acc", "final", "phase")
+Figure = choices("Figure", "line", "heatmap", "phase")
+
+
+def setting(default, **limits):
+    """A study setting: it never changes a run (runtime); a study YAML may leave it at ``default``."""
+    return field(default=default, metadata={"role": RUNTIME, **limits})
+
+
+@dataclass
+class Reference:
+    """A published point drawn beside the study's result, with where it comes from."""
+
+    x: Any = MISSING  # the value of the study's x key (a number, or a name such as an op)
+    y: Any = setting(None)  # the value of its y key (heat maps and phase diagrams)
+    group: Optional[str] = setting(None)  # the line it belongs to, as "key=value" (e.g. "op=div")
+    value: Optional[float] = setting(None)  # the published outcome; null for a label only
+    label: Optional[str] = setting(None)  # a phase, or what the source says in words
+    source: str = setting(MISSING)  # paper, figure or file, and how the number was read
+
+
+@dataclass
+class Study:
+    """A question over a grid (the grid itself is hydra.sweeper.params of the study's YAML)."""
+
+    name: str = setting(MISSING)
+    title: str = setting(MISSING)
+    source: str = setting(MISSING)  # the paper or notebook whose figure this is
+    x: str = setting(MISSING)  # the swept key on the figure's x axis
+    y: Optional[str] = setting(None)  # the second swept key (figure heatmap or phase)
+    repeat: list[str] = field(default_factory=lambda: ["seed"], metadata={"role": RUNTIME})  # keys aggregated over
+    outcome: Outcome = setting(Outcome.steps_to_val_acc)
+    threshold: Optional[float] = setting(None)  # of a steps_to_* outcome and of phase
+    metric: str = setting("val/acc")  # the metric of outcome=final
+    delay: int = setting(1000, min=0)  # phase: grokking when validation passes threshold more steps than this after train
+    figure: Figure = setting(Figure.line)
+    log_x: bool = setting(False)
+    log_y: bool = setting(False)
+    budget: Optional[int] = setting(None, min=1)  # a step budget drawn on the figure (Power et al.'s 1e5)
+    note: Optional[str] = setting(None)  # said on the page (e.g. what a reduced scale changes)
+    reference: list[Reference] = field(default_factory=list, metadata={"role": RUNTIME})
+
 # Each group's options and their classes; a YAML option names its class in its defaults list as
 # `/schema/<group>/<class key>@_here_`. `roles` of a group choice itself: GROUP_ROLES.
 SCHEMAS: dict[str, dict[str, type]] = {
@@ -296,10 +342,11 @@ SCHEMAS: dict[str, dict[str, type]] = {
     "grokfast": {"none": Grokfast, "ema": GrokfastEMA, "ma": GrokfastMA},
     "metrics": {"metrics": Metrics},
     "logger": {"none": Logger, "wandb": Wandb},
+    "study": {"study": Study},
 }
 GROUP_ROLES = {"data": SHAPE, "op": MEMBER, "model": SHAPE, "optimizer": SHAPE, "split": MEMBER,
                "grokfast": SHAPE, "metrics": SHAPE, "logger": RUNTIME, "launcher": RUNTIME,
-               "experiment": SHAPE}
+               "experiment": SHAPE, "study": RUNTIME, "scale": RUNTIME}
 
 
 def register() -> None:

@@ -1,0 +1,3 @@
+from grokking.study.cli import main
+
+main()
