@@ -157,10 +157,11 @@ def write_csv(path: Path, keys: list[str], cells: list[Cell], study, references:
         writer.writerow(columns)
         for cell in cells:
             refs = references.get(tuple(cell.point.values()), [])
-            stats = [cell.quantile(q) for q in (0.5, 0.25, 0.75)] if str(study.outcome) != "phase" else [None] * 3
+            phased = str(study.outcome) == "phase"
+            stats = [None] * 3 if phased else [cell.quantile(q) for q in (0.5, 0.25, 0.75)]
             writer.writerow([*cell.point.values(), len(cell.runs) + len(cell.missing), len(cell.known),
                              len(cell.reached), len(cell.not_reached), len(cell.pending), len(cell.missing),
-                             *(csv_number(v) for v in stats), cell.phase() or "",
+                             *(csv_number(v) for v in stats), (cell.phase() if phased else None) or "",
                              "; ".join(f"{r.repeat}:{shown_value(r)}" for r in cell.runs),
                              "; ".join(published(ref) for ref in refs),
                              "; ".join(sorted({ref.source for ref in refs}))])

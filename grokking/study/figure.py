@@ -128,7 +128,8 @@ def add_medians(fig: go.Figure, study, cells: list[Cell], name: str, line_colour
                              error_y={"type": "data", "array": plus, "arrayminus": minus, "visible": True},
                              hovertext=texts, hoverinfo="text"))
     if never:
-        fig.add_trace(go.Scatter(x=[x for x, _, _ in never], y=[y for _, y, _ in never], mode="markers+text",
+        # above the open triangles of the runs themselves, which end at the same step
+        fig.add_trace(go.Scatter(x=[x for x, _, _ in never], y=[y * 1.15 for _, y, _ in never], mode="markers+text",
                                  legendgroup=name, showlegend=False, text=["not reached"] * len(never),
                                  textposition="top center", marker={"symbol": "triangle-up", "size": 11,
                                                                     "color": line_colour},
