@@ -216,3 +216,24 @@ def test_a_packed_grid_launched_again_trains_nothing(tmp_path):
     assert "pack of" not in again.stdout and [p.stat().st_mtime_ns for p in runs] == before
     summary = json.loads((tmp_path / "sweeps" / "packed" / "sweep_summary.json").read_text())
     assert summary["counts"] == {"completed": 2}
+
+
+def test_a_phase_study_names_each_cell_by_its_most_common_phase(tmp_path):
+    phase = {**STUDY, "x": "wd", "y": "model.init_scale", "figure": "phase", "outcome": "phase", "threshold": 0.7,
+             "delay": 200, "reference": [{"x": 1.0e-4, "y": 1, "label": "comprehension", "source": "omnigrok"}]}
+    make_study(tmp_path, phase, {"wd": "0.001,0.1", "model.init_scale": "1,8", "seed": "0,1,2"})
+    at = {("0.001", "1"): [(20, 40)] * 3, ("0.1", "1"): [(20, 40)] * 3,
+          ("0.001", "8"): [(400, None), (400, None), (400, 900)], ("0.1", "8"): [(400, 2700), (400, 500), (None, None)]}
+    for (wd, alpha), seeds in at.items():
+        for seed, (train, val) in enumerate(seeds):
+            records = [{"step": s, "train/acc": 1.0 if train is not None and s >= train else 0.1,
+                        "val/acc": 1.0 if val is not None and s >= val else 0.1} for s in range(0, 3001, 20)]
+            make_run(tmp_path / f"model.init_scale={alpha},seed={seed},wd={wd}",
+                     [f"wd={wd}", f"model.init_scale={alpha}", f"seed={seed}"], records)
+    write_study_page(tmp_path)
+    rows = {(r["wd"], r["model.init_scale"]): r for r in csv.DictReader(open(tmp_path / aggregate.CSV_FILE))}
+    assert {k: r["phase"] for k, r in rows.items()} == {
+        ("0.001", "1"): "comprehension", ("0.001", "8"): "memorisation", ("0.1", "1"): "comprehension",
+        ("0.1", "8"): "comprehension"}  # one grokking, one comprehension, one confusion: a tie goes to the first in PHASES
+    assert all(r["median"] == "" for r in rows.values())
+    assert rows[("0.1", "8")]["values"] == "seed=0:grokking; seed=1:comprehension; seed=2:confusion"
