@@ -328,7 +328,8 @@ class Study:
     log_x: bool = setting(False)
     log_y: bool = setting(False)
     budget: Optional[int] = setting(None, min=1)  # a step budget drawn on the figure (Power et al.'s 1e5)
-    note: Optional[str] = setting(None)  # said on the page (e.g. what a reduced scale changes)
+    note: Optional[str] = setting(None)  # said on the page (e.g. what the paper says beside its figure)
+    scale_note: Optional[str] = setting(None)  # said on the page too: what a reduced scale changes
     reference: list[Reference] = field(default_factory=list, metadata={"role": RUNTIME})
 
 # Each group's options and their classes; a YAML option names its class in its defaults list as

@@ -70,8 +70,11 @@ def line_figure(study, keys: list[str], cells: list[Cell]) -> go.Figure:
         add_medians(fig, study, members, name, colour(i), is_numeric)
     add_references(fig, study, [(r, r.x, r.value) for r in study.reference], is_numeric, lines_of(lines, groups))
     if study.budget:
-        fig.add_hline(y=study.budget, line_dash="dash", line_color="#888",
-                      annotation_text=f"budget {study.budget:g} steps", annotation_position="top left")
+        fig.add_hline(y=study.budget, line_dash="dash", line_color="#888")
+        # an annotation's y on a log axis is in decades (a shape's is not)
+        fig.add_annotation(x=1, xref="x domain", xanchor="right", yanchor="top", showarrow=False,
+                           y=math.log10(study.budget) if study.log_y else study.budget,
+                           text=f"budget {study.budget:g} steps")
     fig.update_xaxes(title=study.x, type="log" if study.log_x and is_numeric else None,
                      **({} if is_numeric else {"type": "category"}))
     fig.update_yaxes(title=describe(study), type="log" if study.log_y else None)
@@ -124,13 +127,14 @@ def add_medians(fig: go.Figure, study, cells: list[Cell], name: str, line_colour
         texts.append(f"{name}: median {median:g}, quartiles {q1:g} to {'never' if math.isinf(q3) else f'{q3:g}'} ({count})")
     mode = "lines+markers" if is_numeric else "markers"
     fig.add_trace(go.Scatter(x=xs, y=ys, mode=mode, name=name, legendgroup=name, line={"color": line_colour},
+                             showlegend=bool(xs),
                              marker={"size": 9, "color": line_colour},
                              error_y={"type": "data", "array": plus, "arrayminus": minus, "visible": True},
                              hovertext=texts, hoverinfo="text"))
     if never:
         # above the open triangles of the runs themselves, which end at the same step
         fig.add_trace(go.Scatter(x=[x for x, _, _ in never], y=[y * 1.15 for _, y, _ in never], mode="markers+text",
-                                 legendgroup=name, showlegend=False, text=["not reached"] * len(never),
+                                 legendgroup=name, name=name, showlegend=not xs, text=["not reached"] * len(never),
                                  textposition="top center", marker={"symbol": "triangle-up", "size": 11,
                                                                     "color": line_colour},
                                  hovertext=[f"{name}: median not reached within {y:g} steps ({c})" for _, y, c in never],

@@ -80,8 +80,7 @@ def notes(study, cells: list[aggregate.Cell]) -> list[str]:
                         "their steps",
              "phase": f"cells: the most common phase over {over} and how many runs had it"}[str(study.figure)]
     out = [f"Outcome: {describe(study)}, read at the evaluated steps. The figure's {drawn}; stars: published points."]
-    if study.note:
-        out.append(study.note)
+    out += [note for note in (study.note, study.scale_note) if note]
     if missing or pending:
         out.append(f"{missing} run(s) of the grid have not run and {pending} have not finished: "
                    "the same command again trains only those.")
