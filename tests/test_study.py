@@ -15,6 +15,7 @@ from omegaconf import OmegaConf
 from grokking.config import check_command_line, compose_config
 from grokking.errors import ConfigError
 from grokking.study import aggregate, definition, outcomes
+from grokking.study.figure import figures
 from grokking.study.page import write_study_page
 from grokking.sweep import ended_for_good
 from tests.helpers import REPO, cli
@@ -237,3 +238,27 @@ def test_a_phase_study_names_each_cell_by_its_most_common_phase(tmp_path):
         ("0.1", "8"): "comprehension"}  # one grokking, one comprehension, one confusion: a tie goes to the first in PHASES
     assert all(r["median"] == "" for r in rows.values())
     assert rows[("0.1", "8")]["values"] == "seed=0:grokking; seed=1:comprehension; seed=2:confusion"
+
+
+def test_a_study_over_names_draws_one_line_per_group_with_the_published_points_on_theirs(tmp_path):
+    """x is a group's options (grokfast=none,ema,ma), the lines are weight decays; a published
+    point names its line as "wd=0.01"."""
+    study = {**STUDY, "x": "grokfast", "outcome": "steps_to_val_acc", "threshold": 0.95,
+             "reference": [{"x": "ma", "group": "wd=0.01", "value": 790, "source": "README"}]}
+    make_study(tmp_path, study, {"grokfast": "none,ema,ma", "wd": "0,0.01", "seed": "0"})
+    steps = {"none": 900, "ema": None, "ma": 400}
+    for (name, at), wd in ((item, wd) for item in steps.items() for wd in ("0", "0.01")):
+        records = [{"step": s, "train/acc": 1.0, "val/acc": 1.0 if at is not None and s >= at else 0.2}
+                   for s in range(0, 2001, 100)]
+        make_run(tmp_path / f"grokfast={name},seed=0,wd={wd}", [f"grokfast={name}", f"wd={wd}", "seed=0"], records)
+    study_cfg, values, _ = definition.load(tmp_path)
+    keys, cells = aggregate.collect(tmp_path, study_cfg, values)
+    assert keys == ["wd", "grokfast"]
+    [fig] = figures(study_cfg, keys, cells)
+    assert fig.layout.xaxis.type == "category"
+    medians = {t.name: (list(t.x), list(t.y)) for t in fig.data if t.error_y.visible}
+    assert medians == {"wd=0": (["ma", "none"], [400, 900]), "wd=0.01": (["ma", "none"], [400, 900])}
+    nevers = [(t.name, list(t.x)) for t in fig.data if t.text and "not reached" in t.text]
+    assert nevers == [("wd=0", ["ema"]), ("wd=0.01", ["ema"])]  # ema never reached it: drawn, not dropped
+    [published] = [t for t in fig.data if t.name == "published: README"]
+    assert list(published.x) == ["ma"] and list(published.y) == [790]

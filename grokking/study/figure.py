@@ -75,8 +75,7 @@ def line_figure(study, keys: list[str], cells: list[Cell]) -> go.Figure:
         fig.add_annotation(x=1, xref="x domain", xanchor="right", yanchor="top", showarrow=False,
                            y=math.log10(study.budget) if study.log_y else study.budget,
                            text=f"budget {study.budget:g} steps")
-    fig.update_xaxes(title=study.x, type="log" if study.log_x and is_numeric else None,
-                     **({} if is_numeric else {"type": "category"}))
+    fig.update_xaxes(title=study.x, type=("log" if study.log_x else None) if is_numeric else "category")
     fig.update_yaxes(title=describe(study), type="log" if study.log_y else None)
     return layout(fig, study.title, 520)
 
