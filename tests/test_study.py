@@ -256,8 +256,9 @@ def test_a_study_over_names_draws_one_line_per_group_with_the_published_points_o
     assert keys == ["wd", "grokfast"]
     [fig] = figures(study_cfg, keys, cells)
     assert fig.layout.xaxis.type == "category"
+    assert list(fig.layout.xaxis.categoryarray) == ["none", "ema", "ma"]  # the grid's order
     medians = {t.name: (list(t.x), list(t.y)) for t in fig.data if t.error_y.visible}
-    assert medians == {"wd=0": (["ma", "none"], [400, 900]), "wd=0.01": (["ma", "none"], [400, 900])}
+    assert medians == {"wd=0": (["none", "ma"], [900, 400]), "wd=0.01": (["none", "ma"], [900, 400])}
     nevers = [(t.name, list(t.x)) for t in fig.data if t.text and "not reached" in t.text]
     assert nevers == [("wd=0", ["ema"]), ("wd=0.01", ["ema"])]  # ema never reached it: drawn, not dropped
     [published] = [t for t in fig.data if t.name == "published: README"]

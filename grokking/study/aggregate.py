@@ -126,7 +126,13 @@ def collect(folder: Path, study, values: dict[str, list[str]]) -> tuple[list[str
     for point in points(defining(values)):
         if not any(all(p.get(k) == v for k, v in point.items()) for p in present):
             cell_of(point).missing.append(point)
-    ordered = sorted(cells.values(), key=lambda c: tuple(_order(v) for v in c.point.values()))
+    def rank(key: str, value) -> tuple:
+        """Numbers in their order; names (ops, filters) in the grid's order, then any others."""
+        if isinstance(_number(str(value)), str) and value in values.get(key, []):
+            return (1, values[key].index(value))
+        return _order(value)
+
+    ordered = sorted(cells.values(), key=lambda c: tuple(rank(k, v) for k, v in c.point.items()))
     return keys, ordered
 
 

@@ -65,7 +65,6 @@ def line_figure(study, keys: list[str], cells: list[Cell]) -> go.Figure:
     fig = go.Figure()
     for i, (values, members) in enumerate(lines.items()):
         name = point_label(dict(zip(groups, values)), groups) if groups else f"median over {', '.join(study.repeat)}"
-        members = sorted(members, key=lambda c: _order(c.point[study.x]))
         add_seeds(fig, study, members, name, colour(i), is_numeric)
         add_medians(fig, study, members, name, colour(i), is_numeric)
     add_references(fig, study, [(r, r.x, r.value) for r in study.reference], is_numeric, lines_of(lines, groups))
@@ -75,7 +74,11 @@ def line_figure(study, keys: list[str], cells: list[Cell]) -> go.Figure:
         fig.add_annotation(x=1, xref="x domain", xanchor="right", yanchor="top", showarrow=False,
                            y=math.log10(study.budget) if study.log_y else study.budget,
                            text=f"budget {study.budget:g} steps")
-    fig.update_xaxes(title=study.x, type=("log" if study.log_x else None) if is_numeric else "category")
+    if is_numeric:
+        fig.update_xaxes(title=study.x, type="log" if study.log_x else None)
+    else:  # names in the grid's order (the cells come in it)
+        order = list(dict.fromkeys(str(c.point[study.x]) for c in cells))
+        fig.update_xaxes(title=study.x, type="category", categoryorder="array", categoryarray=order)
     fig.update_yaxes(title=describe(study), type="log" if study.log_y else None)
     return layout(fig, study.title, 520)
 
