@@ -88,7 +88,7 @@ def check_command_line(argv: list[str]) -> None:
     for o in groups:
         check_group_choice(o, options[o.key_or_group])
     chosen = [f"{o.key_or_group}={choices(o, options[o.key_or_group])[0]}" for o in groups]
-    check_study(groups, args.multirun, options)
+    check_study(groups, args.multirun or args.cfg is not None, options)  # --cfg prints a study's config
     base = compose_config(chosen)
     for o in overrides:
         if o.key_or_group not in options and not (o.is_add() or o.is_force_add() or o.is_delete()):
@@ -99,8 +99,9 @@ def check_command_line(argv: list[str]) -> None:
 
 
 def check_study(groups: list[Override], multirun: bool, options: dict[str, list[str]]) -> None:
-    """``study=<name>`` runs one study's grid (-m); ``scale=`` picks one of its grids; the study's
-    settings must fit its grid, and every value of its grid its key (grokking/schema.py)."""
+    """``study=<name>`` runs one study's grid (-m; ``multirun`` is also true for --cfg, which only
+    prints it); ``scale=`` picks one of its grids; the study's settings must fit its grid, and
+    every value of its grid its key (grokking/schema.py)."""
     given = {o.key_or_group: o for o in groups}
     study, scale = given.get("study"), given.get("scale")
     names = choices(study, options["study"]) if study else [None]

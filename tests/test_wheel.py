@@ -97,3 +97,13 @@ def test_bash_completion_of_grokking_train(installed):
     proc = run(installed, "bash", "-c", script)
     ops = sorted(f"op={f.stem}" for f in (REPO / "grokking" / "conf" / "op").glob("s*.yaml"))
     assert sorted(proc.stdout.split()) == ops and "op=sub" in ops
+
+
+def test_grokking_study_is_a_console_script_and_the_studies_travel_with_the_package(installed):
+    proc = subprocess.run([str(installed["bin"] / "grokking-study"), "nowhere"], cwd=installed["work"],
+                          env=installed["env"], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2
+    assert proc.stderr.splitlines() == ["grokking: error: nowhere: no such folder; give a study folder "
+                                        "(runs/studies/<study>_<scale>)"]
+    config = run(installed, "grokking-train", "study=pow_mn", "scale=smoke", "--cfg", "job").stdout
+    assert "name: pow_mn" in config and "p: 31" in config
