@@ -25,9 +25,9 @@ from typing import Sequence
 from hydra.core.singleton import Singleton
 from hydra.core.utils import JobReturn, JobStatus, filter_overrides
 
-from grokking.pack.launch import launch_submitit
-from grokking.sweep import (SUMMARY, ended_jobs, executor, format_table, importable, job_run_dir, last_line,
-                            read_json, report_sweep, run_row, study_page, sweep_configs)
+from grokking.pack.launch import Plan, launch_submitit, plan
+from grokking.sweep import (SUMMARY, executor, format_table, importable, job_run_dir, last_line, read_json,
+                            report_sweep, run_row, study_page)
 
 
 class ReportingMixin:
@@ -35,12 +35,13 @@ class ReportingMixin:
 
     def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
         assert self.config is not None and self.hydra_context is not None and job_overrides
-        returns = launch_submitit(self, job_overrides, initial_job_idx) \
-            or self._launch_jobs(job_overrides, initial_job_idx)
+        planned = plan(self, job_overrides, initial_job_idx)
+        returns = (launch_submitit(self, job_overrides, initial_job_idx, planned) if planned.packed
+                   else self._launch_jobs(job_overrides, initial_job_idx, planned))
         study_page(self.config)
         return returns
 
-    def _launch_jobs(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> list[JobReturn]:
+    def _launch_jobs(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int, planned: Plan) -> list[JobReturn]:
         """One array task per run that has not ended for good (grokking/sweep.py)."""
         jobs_executor = executor(self)
         self.task_function = importable(self.task_function)
@@ -48,8 +49,7 @@ class ReportingMixin:
         sweep_dir.mkdir(parents=True, exist_ok=True)
 
         every = [initial_job_idx + i for i in range(len(job_overrides))]
-        configs = sweep_configs(self, job_overrides, every)
-        ended = ended_jobs(configs, job_overrides)
+        configs, ended = planned.configs, planned.ended
         todo = [i for i in range(len(job_overrides)) if i not in ended]
         params = [(list(job_overrides[i]), "hydra.sweep.dir", every[i], f"job_id_for_{every[i]}", Singleton.get_state())
                   for i in todo]

@@ -20,7 +20,7 @@ import os
 import sys
 from pathlib import Path
 
-from hydra.core.utils import JobReturn, JobStatus, setup_globals
+from hydra.core.utils import JobReturn, JobStatus
 from hydra.errors import CompactHydraException
 from hydra_plugins.hydra_submitit_launcher.config import BaseQueueConf
 from omegaconf import DictConfig, OmegaConf, open_dict
@@ -133,24 +133,6 @@ def ended_jobs(configs: list[DictConfig], job_overrides) -> dict[int, JobReturn]
         print(f"[grokking] {len(done)} of {len(configs)} run(s) of {Path(str(configs[0].hydra.sweep.dir))} ended "
               "before: not launched again", flush=True)
     return done
-
-
-def launch_unfinished(launcher, job_overrides, initial_job_idx: int, launch) -> list[JobReturn]:
-    """``launch(job_overrides, initial_job_idx)`` (a launcher's own launch) for the jobs whose runs
-    have not ended for good, in runs of consecutive jobs so that each keeps its job number; the
-    others' results are read from their folders."""
-    setup_globals()
-    configs = sweep_configs(launcher, job_overrides, [initial_job_idx + i for i in range(len(job_overrides))])
-    returns = ended_jobs(configs, job_overrides)
-    start = 0
-    while start < len(job_overrides):
-        if start in returns:
-            start += 1
-            continue
-        end = next((i for i in range(start, len(job_overrides)) if i in returns), len(job_overrides))
-        returns.update(zip(range(start, end), launch(job_overrides[start:end], initial_job_idx + start)))
-        start = end
-    return [returns[i] for i in range(len(job_overrides))]
 
 
 def study_page(config: DictConfig) -> None:

@@ -14,8 +14,10 @@ name), writes its .hydra files and gives its JobReturn; only the training is sha
 """
 from __future__ import annotations
 
+import logging
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from hydra.core.hydra_config import HydraConfig
@@ -30,6 +32,7 @@ from grokking.sweep import ended_jobs, executor, importable, last_line, report_s
 from grokking.training.together import pack_settings, shape_signature
 
 DIR_KEYS = {"job_dir_key": "hydra.sweep.dir", "job_subdir_key": "hydra.sweep.subdir"}
+log = logging.getLogger(__name__)
 
 
 def pack_size(cfg: DictConfig) -> int:
@@ -56,11 +59,21 @@ def group(configs: list[DictConfig]) -> list[list[int]] | None:
     return packs
 
 
-def plan(launcher, job_overrides, initial_job_idx: int):
-    """(packs, configs, ended) of the grid, or None without packing: ``ended`` holds the results of
-    the jobs whose runs ended for good (grokking/sweep.py), which no pack trains again. A bad
-    ``pack`` or a ``resume`` in a packed grid is one line on stderr and exit status 2, before any
-    job starts."""
+@dataclass
+class Plan:
+    """A grid about to be launched: every job's config (composed once, here), the results of the
+    jobs whose runs ended for good (grokking/sweep.py: not launched again), and the packs of the
+    others (``packed`` false: no job asks for packing, and each job is a pack of one)."""
+
+    configs: list[DictConfig]
+    ended: dict[int, JobReturn]
+    packs: list[list[int]]
+    packed: bool
+
+
+def plan(launcher, job_overrides, initial_job_idx: int) -> Plan:
+    """The grid's ``Plan``. A bad ``pack`` or a ``resume`` in a packed grid is one line on stderr
+    and exit status 2, before any job starts."""
     setup_globals()
     nums = [initial_job_idx + i for i in range(len(job_overrides))]
     configs = sweep_configs(launcher, job_overrides, nums)
@@ -72,11 +85,9 @@ def plan(launcher, job_overrides, initial_job_idx: int):
     except ConfigError as e:
         print(f"grokking: error: {e}", file=sys.stderr, flush=True)
         sys.exit(2)
-    if packs is None:
-        return None
     ended = ended_jobs(configs, job_overrides)
-    packs = [kept for kept in ([i for i in pack if i not in ended] for pack in packs) if kept]
-    return packs, configs, ended
+    kept = [[i for i in pack if i not in ended] for pack in packs or [[i] for i in range(len(configs))]]
+    return Plan(configs, ended, [pack for pack in kept if pack], packs is not None)
 
 
 def run_pack(hydra_context, task_function, configs: list[DictConfig]) -> list[JobReturn]:
@@ -129,18 +140,21 @@ def sweep_row(num: int, overrides, cfg: DictConfig, ret: JobReturn | None, error
 
 
 # --- the basic launcher: every pack in this process, one after the other -----------------------
-def launch_basic(launcher, job_overrides, initial_job_idx: int) -> list[JobReturn] | None:
+def launch_basic(launcher, job_overrides, initial_job_idx: int) -> list[JobReturn]:
+    """Every pack of the grid in this process, one after the other; without packing each job is
+    a pack of one, run as Hydra's basic launcher runs it (from the config composed once)."""
     planned = plan(launcher, job_overrides, initial_job_idx)
-    if planned is None:
-        return None
-    packs, configs, ended = planned
+    configs = planned.configs
     sweep_dir = Path(str(launcher.config.hydra.sweep.dir))
     sweep_dir.mkdir(parents=True, exist_ok=True)
     configure_log(launcher.config.hydra.hydra_logging, launcher.config.hydra.verbose)
-    returns: dict[int, JobReturn] = dict(ended)
-    for pack in packs:
-        print(f"[grokking] pack of {len(pack)}: " + "; ".join(
-            " ".join(filter_overrides(job_overrides[i])) for i in pack), flush=True)
+    returns: dict[int, JobReturn] = dict(planned.ended)
+    for pack in planned.packs:
+        what = "; ".join(" ".join(filter_overrides(job_overrides[i])) for i in pack)
+        if planned.packed:
+            print(f"[grokking] pack of {len(pack)}: {what}", flush=True)
+        else:
+            log.info(f"\t#{initial_job_idx + pack[0]} : {what}")
         returns.update(zip(pack, run_pack(launcher.hydra_context, launcher.task_function, [configs[i] for i in pack])))
         configure_log(launcher.config.hydra.hydra_logging, launcher.config.hydra.verbose)
     ordered = [returns[i] for i in range(len(configs))]
@@ -174,11 +188,9 @@ class PackTask:
         return submitit.helpers.DelayedSubmission(self, *args, **kwargs)
 
 
-def launch_submitit(launcher, job_overrides, initial_job_idx: int) -> list[JobReturn] | None:
-    planned = plan(launcher, job_overrides, initial_job_idx)
-    if planned is None:
-        return None
-    packs, configs, ended = planned
+def launch_submitit(launcher, job_overrides, initial_job_idx: int, planned: Plan) -> list[JobReturn]:
+    """One array task per pack of ``planned`` (a packed grid)."""
+    packs, configs, ended = planned.packs, planned.configs, planned.ended
     jobs_executor = executor(launcher)
     launcher.task_function = importable(launcher.task_function)
     sweep_dir = Path(str(launcher.config.hydra.sweep.dir))

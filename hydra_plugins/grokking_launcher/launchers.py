@@ -8,7 +8,7 @@ from hydra_plugins.hydra_submitit_launcher import submitit_launcher
 
 from grokking.launcher import ReportingMixin
 from grokking.pack.launch import launch_basic
-from grokking.sweep import launch_unfinished, study_page
+from grokking.sweep import study_page
 
 
 class SlurmLauncher(ReportingMixin, submitit_launcher.SlurmLauncher):
@@ -21,7 +21,6 @@ class LocalLauncher(ReportingMixin, submitit_launcher.LocalLauncher):
 
 class BasicLauncher(basic_launcher.BasicLauncher):
     def launch(self, job_overrides, initial_job_idx):
-        returns = launch_basic(self, job_overrides, initial_job_idx) \
-            or launch_unfinished(self, job_overrides, initial_job_idx, super().launch)
+        returns = launch_basic(self, job_overrides, initial_job_idx)
         study_page(self.config)
         return returns
