@@ -26,12 +26,16 @@ from hydra.core.singleton import Singleton
 from hydra.core.utils import JobReturn, JobStatus, filter_overrides
 
 from grokking.pack.launch import Plan, launch_submitit, plan
-from grokking.sweep import (SUMMARY, executor, format_table, importable, job_run_dir, last_line, read_json,
-                            report_sweep, run_row, study_page)
+from grokking.sweep import (SUMMARY, compose_once, executor, format_table, importable, job_run_dir, last_line,
+                            read_json, report_sweep, run_row, study_page)
 
 
 class ReportingMixin:
     """Put before a hydra_submitit_launcher launcher class: replaces its ``launch``."""
+
+    def setup(self, *, hydra_context, task_function, config) -> None:
+        super().setup(hydra_context=hydra_context, task_function=task_function, config=config)
+        compose_once(hydra_context.config_loader)
 
     def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
         assert self.config is not None and self.hydra_context is not None and job_overrides

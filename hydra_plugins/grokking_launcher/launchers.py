@@ -8,7 +8,7 @@ from hydra_plugins.hydra_submitit_launcher import submitit_launcher
 
 from grokking.launcher import ReportingMixin
 from grokking.pack.launch import launch_basic
-from grokking.sweep import study_page
+from grokking.sweep import compose_once, study_page
 
 
 class SlurmLauncher(ReportingMixin, submitit_launcher.SlurmLauncher):
@@ -20,6 +20,10 @@ class LocalLauncher(ReportingMixin, submitit_launcher.LocalLauncher):
 
 
 class BasicLauncher(basic_launcher.BasicLauncher):
+    def setup(self, *, hydra_context, task_function, config):
+        super().setup(hydra_context=hydra_context, task_function=task_function, config=config)
+        compose_once(hydra_context.config_loader)
+
     def launch(self, job_overrides, initial_job_idx):
         returns = launch_basic(self, job_overrides, initial_job_idx)
         study_page(self.config)
