@@ -19,6 +19,15 @@ def milestones(records: list[dict], memorize_at: float, grok_at: float) -> dict:
     return {"steps_to_memorize": memorized, "steps_to_grok": grokked, "grok_gap": gap}
 
 
+def stops_early(cfg, record: dict) -> bool:
+    """Whether the evaluation ``record`` meets the run's early stop: val/acc at least
+    ``early_stop``, or val/loss below ``early_stop_loss`` (either that is set)."""
+    acc, loss = cfg.get("early_stop"), cfg.get("early_stop_loss")
+    value = record.get("val/loss")
+    return ((acc is not None and (record.get("val/acc") or 0) >= acc)
+            or (loss is not None and value is not None and value < loss))
+
+
 def update(marks: dict, record: dict, memorize_at: float, grok_at: float) -> list[str]:
     """Fold one new evaluation into ``marks`` (as returned by ``milestones``); return the
     milestones it reached for the first time."""

@@ -103,6 +103,7 @@ class Config:
     eval_per_decade: int = shape(min=1)
     checkpoint_every: int = runtime(min=1)
     early_stop: Optional[float] = runtime(gt=0, max=1)
+    early_stop_loss: Optional[float] = runtime(gt=0)
     memorize_at: float = member(gt=0, max=1)
     grok_at: float = member(gt=0, max=1)
     init_from: Optional[str] = member()

@@ -203,6 +203,10 @@ def test_a_grid_launched_again_leaves_out_only_runs_that_ended_for_good(tmp_path
     (tmp_path / "early" / "summary.json").write_text(json.dumps({"status": "completed", "step": 400, "val/acc": 0.995}))
     assert ended_for_good(early, tmp_path / "early") is not None
     assert ended_for_good(cfg, tmp_path / "early") is None  # without the early stop it trains on
+    below = OmegaConf.create({"steps": 1000, "early_stop_loss": 0.1})
+    (tmp_path / "below").mkdir()
+    (tmp_path / "below" / "summary.json").write_text(json.dumps({"status": "completed", "step": 300, "val/loss": 0.08}))
+    assert ended_for_good(below, tmp_path / "below") is not None and ended_for_good(cfg, tmp_path / "below") is None
 
 
 def test_a_packed_grid_launched_again_trains_nothing(tmp_path):

@@ -37,6 +37,13 @@ def test_a_grokking_run_memorises_then_generalises(tmp_path):
     assert summary["status"] == "completed" and summary["step"] == summary["steps_to_grok"]  # early stop
 
 
+def test_early_stop_on_the_validation_loss_stops_at_the_first_evaluation_below_it(tmp_path):
+    summary = run(tmp_path, FAST + ["steps=1500", "early_stop_loss=0.5"])
+    losses = [r["val/loss"] for r in metrics(tmp_path)]
+    assert losses[-1] < 0.5 and min(losses[:-1]) >= 0.5
+    assert summary["status"] == "completed" and summary["step"] < 1500
+
+
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_extending_a_finished_run_matches_one_long_run(tmp_path, variant):
     overrides = SHORT + VARIANTS[variant]

@@ -25,7 +25,7 @@ from grokking import schema
 from grokking.errors import ConfigError, Diverged
 from grokking.loggers import make_logger
 from grokking.metrics import MetricSuite
-from grokking.milestones import milestones
+from grokking.milestones import milestones, stops_early
 from grokking.milestones import update as update_milestones
 from grokking.record import RunRecord, check_same_run
 from grokking.schedule import eval_steps
@@ -107,9 +107,7 @@ class Run:
     # --- the stop rule and the schedule ----------------------------------------------------------
     def done(self) -> bool:
         """All steps trained, or early stop reached."""
-        early_stop = self.cfg.early_stop
-        last = self.history[-1] if self.history else {}
-        return self.step >= self.cfg.steps or (early_stop is not None and (last.get("val/acc") or 0) >= early_stop)
+        return self.step >= self.cfg.steps or stops_early(self.cfg, self.history[-1] if self.history else {})
 
     def evaluated_at(self, step: int) -> bool:
         return step in self.schedule or step == self.cfg.steps
