@@ -138,7 +138,9 @@ def test_a_pack_mixing_orthogonal_on_and_off_matches_its_solo_runs(optimizer, on
     for i, (losses, weights) in enumerate(solo):
         torch.testing.assert_close(packed[:, i], torch.tensor(losses, dtype=torch.float64), rtol=1e-5, atol=0)
         for name, tensor in weights.items():
-            torch.testing.assert_close(pack.model_of(i).state_dict()[name], tensor, rtol=1e-4, atol=1e-6)
+            # 1e-5: the packed step runs torch's fused Adam kernel, which rounds a few operations
+            # differently from the solo step (docs/packing_speed.md); 20 steps move a weight ~0.06
+            torch.testing.assert_close(pack.model_of(i).state_dict()[name], tensor, rtol=1e-4, atol=1e-5)
     assert solo_run(make_cfg(base + ["optimizer.orthogonal=false"]), 20)[0] != solo[0][0]  # ⊥Grad changed the numbers
 
 
