@@ -100,7 +100,8 @@ def parse_overrides(overrides: list[str]) -> dict:
     return params
 
 
-def _number(text: str):
+def as_number(text: str):
+    """An override's value as it reads: an int, a float, else the text itself."""
     for kind in (int, float):
         try:
             return kind(text)
@@ -163,12 +164,12 @@ def diverged(run: Run) -> bool:
     return run.final.get("status") == "diverged"
 
 
-def _order(value) -> tuple:
+def sort_key(value) -> tuple:
     """Sort key: numbers (and spreads by their mean), then strings, then missing values."""
     if isinstance(value, Spread):
         value = value.mean
     if isinstance(value, str):
-        value = _number(value)
+        value = as_number(value)
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return (2, 0)
     return (1, value) if isinstance(value, str) else (0, value)
@@ -177,11 +178,11 @@ def _order(value) -> tuple:
 def sort_rows(rows: list[dict], keys: list[str], descending: bool = False) -> list[dict]:
     """Rows sorted by ``keys`` in turn; missing values last even when descending."""
     def key(row):
-        return tuple(_order(row.get(k)) for k in keys)
+        return tuple(sort_key(row.get(k)) for k in keys)
 
     present, missing = [], []
     for row in rows:
-        (missing if any(_order(row.get(k))[0] == 2 for k in keys) else present).append(row)
+        (missing if any(sort_key(row.get(k))[0] == 2 for k in keys) else present).append(row)
     return sorted(present, key=key, reverse=descending) + sorted(missing, key=key)
 
 
@@ -240,8 +241,8 @@ def plot_phase(runs: list[Run], x: str, y: str, path: Path) -> Path:
     import numpy as np
 
     cells = phase_cells(runs, x, y)
-    xs = sorted({vx for vx, _ in cells}, key=_order)
-    ys = sorted({vy for _, vy in cells}, key=_order)
+    xs = sorted({vx for vx, _ in cells}, key=sort_key)
+    ys = sorted({vy for _, vy in cells}, key=sort_key)
     means = np.full((len(ys), len(xs)), np.nan)
     fig, ax = plt.subplots(figsize=(1.3 * len(xs) + 2.5, 1.0 * len(ys) + 1.5))
     for (vx, vy), (grok, n, n_diverged) in cells.items():

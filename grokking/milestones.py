@@ -11,6 +11,15 @@ def first_step(records: list[dict], key: str, threshold: float) -> int | None:
     return None
 
 
+def first_step_below(records: list[dict], key: str, threshold: float) -> int | None:
+    """The first evaluated step whose ``key`` is below ``threshold``; None if never."""
+    for record in records:
+        value = record.get(key)
+        if value is not None and value < threshold:
+            return record["step"]
+    return None
+
+
 def milestones(records: list[dict], memorize_at: float, grok_at: float) -> dict:
     """steps_to_memorize (train/acc), steps_to_grok (val/acc) and grok_gap between them."""
     memorized = first_step(records, "train/acc", memorize_at)

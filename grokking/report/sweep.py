@@ -12,7 +12,7 @@ from pathlib import Path
 import plotly.graph_objects as go
 from tqdm import tqdm
 
-from grokking.compare import REPEAT_KEY, _order, fmt, group_runs, load_sweep, outcome_columns, phase_cells, swept_keys
+from grokking.compare import REPEAT_KEY, fmt, group_runs, load_sweep, outcome_columns, phase_cells, sort_key, swept_keys
 from grokking.errors import ConfigError
 from grokking.report.page import PLOTLY_FILE, render, untemplated_figures, write_page, write_plotly
 from grokking.report.run import REPORT_FILE, write_run_report
@@ -58,7 +58,7 @@ def table_html(folder: Path, runs, run_dirs: list[Path], pages: dict) -> str:
         for col in columns:
             value = values.get(col)
             sort = "" if value is None else html.escape(str(value))
-            cls = ' class="text"' if isinstance(_order(value)[1], str) else ""
+            cls = ' class="text"' if isinstance(sort_key(value)[1], str) else ""
             cells.append(f'<td{cls} data-sort="{sort}">{html.escape(fmt(value))}</td>')
         rows.append(f"<tr>{''.join(cells)}</tr>")
     return (f'<table class="runs"><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>'
@@ -69,8 +69,8 @@ def phase_figure(runs, x: str, y: str) -> go.Figure:
     """grokking.compare's phase diagram: mean steps_to_grok over (x, y), "never" where no run grokked,
     "diverged" where every run there diverged."""
     cells = phase_cells(runs, x, y)
-    xs = sorted({vx for vx, _ in cells}, key=_order)
-    ys = sorted({vy for _, vy in cells}, key=_order)
+    xs = sorted({vx for vx, _ in cells}, key=sort_key)
+    ys = sorted({vy for _, vy in cells}, key=sort_key)
     z = [[None] * len(xs) for _ in ys]
     text = [[""] * len(xs) for _ in ys]
     for (vx, vy), (grok, n, n_diverged) in cells.items():

@@ -17,7 +17,7 @@ from pathlib import Path
 import yaml
 
 from grokking import schema
-from grokking.compare import _number, _order, parse_overrides
+from grokking.compare import as_number, parse_overrides, sort_key
 from grokking.record import RunRecord
 from grokking.study.definition import points
 from grokking.study.outcomes import PHASES, Outcome, outcome
@@ -128,9 +128,9 @@ def collect(folder: Path, study, values: dict[str, list[str]]) -> tuple[list[str
             cell_of(point).missing.append(point)
     def rank(key: str, value) -> tuple:
         """Numbers in their order; names (ops, filters) in the grid's order, then any others."""
-        if isinstance(_number(str(value)), str) and value in values.get(key, []):
+        if isinstance(as_number(str(value)), str) and value in values.get(key, []):
             return (1, values[key].index(value))
-        return _order(value)
+        return sort_key(value)
 
     ordered = sorted(cells.values(), key=lambda c: tuple(rank(k, v) for k, v in c.point.items()))
     return keys, ordered
@@ -138,7 +138,7 @@ def collect(folder: Path, study, values: dict[str, list[str]]) -> tuple[list[str
 
 def same(a, b) -> bool:
     """Two values of one key, as a YAML types it (0.25, 1.0e-4) and as a run's override ("0.25", "0.0001")."""
-    return str(a) == str(b) or _number(str(a)) == _number(str(b))
+    return str(a) == str(b) or as_number(str(a)) == as_number(str(b))
 
 
 def on_point(ref, point: dict, study) -> bool:

@@ -17,7 +17,7 @@ import math
 
 import plotly.graph_objects as go
 
-from grokking.compare import _number, _order
+from grokking.compare import as_number, sort_key
 from grokking.report.tabs.common import layout
 from grokking.study.aggregate import Cell, same
 from grokking.study.outcomes import PHASES, describe
@@ -35,11 +35,11 @@ def point_label(point: dict, keys: list[str]) -> str:
 
 
 def numeric(values) -> bool:
-    return all(isinstance(_number(str(v)), (int, float)) for v in values)
+    return all(isinstance(as_number(str(v)), (int, float)) for v in values)
 
 
 def axis_value(value, is_numeric: bool):
-    return _number(str(value)) if is_numeric else str(value)
+    return as_number(str(value)) if is_numeric else str(value)
 
 
 def figures(study, keys: list[str], cells: list[Cell]) -> list[go.Figure]:
@@ -167,7 +167,7 @@ def labels(key: str, cells: list[Cell], published: list) -> list[str]:
     for value in published:
         if value is not None and not any(same(value, f) for f in found):
             found.append(str(value))
-    return sorted(found, key=_order)
+    return sorted(found, key=sort_key)
 
 
 def label_of(value, axis: list[str]) -> str:

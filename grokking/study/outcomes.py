@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from grokking.milestones import first_step
+from grokking.milestones import first_step, first_step_below
 
 ENDED = ("completed", "diverged")
 PHASES = ("comprehension", "grokking", "memorisation", "confusion")
@@ -43,15 +43,6 @@ class Outcome:
     def pending(self) -> bool:
         """Not reached, and the run may still reach it."""
         return self.value is None and not self.ended
-
-
-def first_step_below(records: list[dict], key: str, threshold: float) -> int | None:
-    """The first evaluated step whose ``key`` is below ``threshold``; None if never."""
-    for record in records:
-        value = record.get(key)
-        if value is not None and value < threshold:
-            return record["step"]
-    return None
 
 
 def phase(records: list[dict], threshold: float, delay: int) -> str:
