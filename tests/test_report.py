@@ -10,7 +10,7 @@ from grokking.report.cache import load_run, pick
 from grokking.report.cli import main
 from grokking.report.sweep import status
 from grokking.report.tabs import build_tabs
-from grokking.report.tabs.common import phases
+from grokking.report.tabs.common import draw_marks, phases
 from tests.helpers import REPO, run
 
 SMALL_MLP = ["p=23", "model.width=64", "steps=60", "checkpoint_every=20", "progress=none"]
@@ -50,6 +50,23 @@ def test_phases_without_progress_measures_use_the_validation_loss_and_the_grokki
     assert phases(FakeRun(history)) == [("memorisation", 10, 20), ("circuit formation", 20, 30), ("clean-up", 30, 40)]
     unmemorised = [record(0, 0.0, 4.0, 0.0), record(10, 0.5, 5.0, 0.0)]
     assert phases(FakeRun(unmemorised)) == []
+
+
+def test_marks_are_drawn_on_every_subplot():
+    from plotly.subplots import make_subplots
+
+    run = FakeRun([record(0, 0.0, 4.0, 0.0), record(10, 0.5, 5.0, 0.0), record(20, 1.0, 8.0, 0.0),
+                   record(30, 1.0, 3.9, 0.6), record(40, 1.0, 0.1, 0.995), record(50, 1.0, 0.05, 1.0)])
+    fig = make_subplots(rows=2, cols=2)
+    draw_marks(fig, run, log_x=True)
+    shapes = [s.to_plotly_json() for s in fig.layout.shapes]
+    # three phase bands and two milestone lines on each of the four subplots
+    assert sorted((s["xref"], s["yref"]) for s in shapes) == sorted(
+        (f"x{k}", f"y{k} domain") for k in ("", "2", "3", "4") for _ in range(5))
+    assert {(s["type"], s["x0"], s["x1"]) for s in shapes} == {
+        ("rect", 10, 20), ("rect", 20, 30), ("rect", 30, 40), ("line", 20, 20), ("line", 40, 40)}
+    assert [a.text for a in fig.layout.annotations] == ["memorisation", "circuit formation", "clean-up"]
+    assert fig.layout.annotations[0].x == pytest.approx(1.0)  # log10 of step 10 on a log axis
 
 
 def test_a_run_without_metrics_gets_its_report_from_the_checkpoints_and_a_cache(tmp_path, capsys):
