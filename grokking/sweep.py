@@ -97,8 +97,10 @@ def read_json(path: Path) -> dict:
 def compose_once(config_loader) -> None:
     """Make ``config_loader`` compose each job's config once. Hydra's sweeper composes every job
     to check the batch and throws the result away; the launcher's plan then composes it again,
-    about 0.2 s a job. The loader keeps each composition and hands out copies (a copy costs a
-    tenth of a composition), so the plan reuses the sweeper's."""
+    about 0.2 s a job. The loader keeps each composition after its first use, handing out a copy
+    (a tenth of a composition), and gives the kept one away at the second use, so the plan
+    reuses the sweeper's and nothing stays for the life of the driver (a third use composes
+    afresh)."""
     compose = config_loader.load_sweep_config
     if getattr(compose, "composes_once", False):
         return
@@ -106,8 +108,9 @@ def compose_once(config_loader) -> None:
 
     def load_sweep_config(master_config: DictConfig, sweep_overrides: list[str]) -> DictConfig:
         key = (id(master_config), tuple(sweep_overrides))
-        if key not in kept:
-            kept[key] = compose(master_config, list(sweep_overrides))
+        if key in kept:
+            return kept.pop(key)
+        kept[key] = compose(master_config, list(sweep_overrides))
         return copy.deepcopy(kept[key])
 
     load_sweep_config.composes_once = True

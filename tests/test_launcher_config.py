@@ -208,3 +208,28 @@ def test_hydras_spelling_runs_a_local_grid(tmp_path: Path):
     assert summary["counts"] == {"completed": 2}
     assert sorted(Path(r["run_dir"]).name for r in summary["runs"]) == ["frac=0.5,op=add,p=47", "frac=0.5,op=sub,p=47"]
     assert "2 of 2 runs completed" in proc.stdout and "Warning" not in proc.stderr
+
+
+def test_each_job_is_composed_once_and_not_kept_after_its_second_use():
+    from omegaconf import OmegaConf
+
+    from grokking.sweep import compose_once
+
+    class Loader:  # Hydra's config loader as the sweeper and the launcher use it
+        def __init__(self):
+            self.composed = []
+
+        def load_sweep_config(self, master, overrides):
+            self.composed.append(tuple(overrides))
+            return OmegaConf.create({"seed": int(overrides[0].split("=")[1])})
+
+    loader, master = Loader(), OmegaConf.create({})
+    compose_once(loader)
+    compose_once(loader)  # a second launcher set-up does not wrap it twice
+    first = loader.load_sweep_config(master, ["seed=1"])  # the sweeper's check
+    second = loader.load_sweep_config(master, ["seed=1"])  # the launcher's plan
+    assert first == second and first is not second and loader.composed == [("seed=1",)]
+    second.seed = 5  # the plan owns its copy: the sweeper's is another object
+    assert first.seed == 1
+    assert loader.load_sweep_config(master, ["seed=1"]).seed == 1  # a third use composes afresh
+    assert loader.composed == [("seed=1",), ("seed=1",)]
