@@ -2,6 +2,7 @@
 each timing checked for other load on the machine.
 
     python scripts/bench.py --pack                              # the CPU cases (p23_16, p47_8)
+    python scripts/bench.py --pack --cases p47_8_long --repeat 2 # the p 47 grid 10x longer
     python scripts/bench.py --pack --device cuda                # the GPU cases (mlp_64 ... nanda2023_256)
     python scripts/bench.py --pack --cases p47_8 --repeat 5 --json docs/bench/pack_cpu.json
 
@@ -33,15 +34,18 @@ from timing import OTHERS_LIMIT, describe, loaded_note, machine, timed
 
 COMMON = ["eval_every=50", "metrics.every=0", "checkpoint_every=1000000", "progress=none", "logger=none"]
 # name: (recipe, members, steps, device, time the unpacked grid); the CPU pair are the issue's
-# targets (docs/packing_speed.md), the GPU cases its 64- and 256-member grids
+# targets (docs/packing_speed.md), the long one shows where whole processes go as runs grow, the
+# GPU cases are the 64- and 256-member grids
 CASES = {
     "p23_16": (["p=23"], 16, 400, "cpu", True),
     "p47_8": (["p=47"], 8, 300, "cpu", True),
+    "p47_8_long": (["p=47"], 8, 3000, "cpu", True),
     "mlp_64": ([], 64, 1000, "cuda", False),
     "mlp_256": ([], 256, 1000, "cuda", False),
     "nanda2023_64": (["experiment=nanda2023"], 64, 1000, "cuda", False),
     "nanda2023_256": (["experiment=nanda2023"], 256, 1000, "cuda", False),
 }
+DEFAULT_CASES = {"cpu": ["p23_16", "p47_8"], "cuda": [n for n, c in CASES.items() if c[3] == "cuda"]}
 
 
 def loop_seconds(out: Path, packed: bool) -> float:
@@ -130,7 +134,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--json", type=Path, help="write the machine and every timing here")
     args = parser.parse_args(argv)
-    names = args.cases.split(",") if args.cases else [n for n, c in CASES.items() if c[3] == args.device]
+    names = args.cases.split(",") if args.cases else DEFAULT_CASES[args.device]
     unknown = [n for n in names if n not in CASES]
     if unknown:
         raise SystemExit(f"bench: unknown case {unknown[0]}; allowed: {', '.join(CASES)}")
