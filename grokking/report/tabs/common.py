@@ -84,16 +84,16 @@ def draw_marks(fig: go.Figure, run, annotate: bool = True, log_x: bool = False) 
 
     The shapes are written as plain dicts in one layout update: plotly's ``add_vrect(row="all")``
     validates the whole shape list again for every shape it adds, a quarter of a report's time."""
-    spans, milestones_ = phases(run), marks(run)
+    spans, reached = phases(run), marks(run)
     shapes = []
     for xref, yref in step_axes(fig):
         for name, start, end in spans:
             shapes.append({"type": "rect", "xref": xref, "yref": f"{yref} domain", "x0": start, "x1": end, "y0": 0,
                            "y1": 1, "fillcolor": PHASE_COLOURS[name], "line": {"width": 0}, "layer": "below"})
         for key, dash in (("steps_to_memorize", "dot"), ("steps_to_grok", "dash")):
-            if milestones_[key]:
-                shapes.append({"type": "line", "xref": xref, "yref": f"{yref} domain", "x0": milestones_[key],
-                               "x1": milestones_[key], "y0": 0, "y1": 1, "line": {"dash": dash, "color": "grey"}})
+            if reached[key]:
+                shapes.append({"type": "line", "xref": xref, "yref": f"{yref} domain", "x0": reached[key],
+                               "x1": reached[key], "y0": 0, "y1": 1, "line": {"dash": dash, "color": "grey"}})
     fig.update_layout(shapes=[*fig.layout.shapes, *shapes])
     if annotate:
         for name, start, _ in spans:
